@@ -1,0 +1,3 @@
+"""tecorag: knowledge-base question answering for Chinese enterprise documents."""
+
+__version__ = "0.1.0"
