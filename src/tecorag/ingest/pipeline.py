@@ -1,0 +1,146 @@
+"""Ingestion: file bytes -> loader -> sections -> splitter -> chunks -> embedder -> Milvus, with a catalog row per file.
+
+Consistency rules (a crash or Ctrl-C anywhere leaves a state the next run repairs):
+- a file is marked `indexing` with its new hash before its chunks are touched, and `indexed` only after they are in;
+- the store replaces a file's chunks by deleting everything under the file's key first, so re-runs never duplicate;
+- a file whose hash is unchanged and whose status is `indexed` is skipped (nothing is embedded again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import TextSplitterSettings
+from ..embed.cache import CachedEmbedder
+from ..errors import LoaderError, TecoragError
+from ..store.catalog import Catalog, KnowledgeBase
+from ..store.milvus import MilvusStore
+from .loaders import DocumentLoader
+from .splitter import ChineseTextSplitter
+
+SUPPORTED_SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".doc", ".pptx", ".xlsx",
+                      ".csv", ".png", ".jpg", ".jpeg", ".bmp"}
+
+
+@dataclass(frozen=True)
+class SourceDocument:
+    """A document to ingest: the name users see and a way to read its bytes (read lazily, one file at a time)."""
+
+    name: str
+    read: Callable[[], bytes]
+
+    @classmethod
+    def from_bytes(cls, name: str, data: bytes) -> SourceDocument:
+        return cls(name=name, read=lambda: data)
+
+
+@dataclass(frozen=True)
+class IngestProgress:
+    file: str
+    files_done: int
+    files_total: int
+    status: str                  # indexed | skipped | failed | removed
+
+
+@dataclass
+class IngestReport:
+    indexed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    removed: list[str] = field(default_factory=list)
+    chunks: int = 0
+    embedded: int = 0            # texts that went to the embedding model (cache misses)
+    seconds: float = 0.0
+
+
+def file_key(kb: str, name: str) -> str:
+    return hashlib.sha1(f"{kb}\x00{name}".encode("utf-8")).hexdigest()
+
+
+def documents_from_paths(paths: Iterable[str | Path]) -> list[SourceDocument]:
+    """Files given directly keep their base name; files found in a folder are named by their path inside it."""
+    documents: list[SourceDocument] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for child in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
+                documents.append(SourceDocument(child.relative_to(path).as_posix(), child.read_bytes))
+        else:
+            documents.append(SourceDocument(path.name, path.read_bytes))
+    return documents
+
+
+class Ingestor:
+    def __init__(self, loader: DocumentLoader, splitter_settings: TextSplitterSettings, embedder: CachedEmbedder,
+                 store: MilvusStore, catalog: Catalog):
+        self.loader = loader
+        self.splitter_settings = splitter_settings
+        self.embedder = embedder
+        self.store = store
+        self.catalog = catalog
+
+    def run(self, kb: KnowledgeBase, documents: list[SourceDocument], *, sync: bool = False, force: bool = False,
+            splitter_settings: TextSplitterSettings | None = None,
+            progress: Callable[[IngestProgress], None] | None = None) -> IngestReport:
+        started = time.perf_counter()
+        misses_before = self.embedder.misses
+        splitter = ChineseTextSplitter(splitter_settings or self.splitter_settings)
+        self.store.ensure_collection(kb.collection)
+        report = IngestReport()
+        total = len(documents) + (1 if sync else 0)
+        for done, document in enumerate(documents, start=1):
+            status = self._ingest_one(kb, document, splitter, force, report)
+            if progress:
+                progress(IngestProgress(document.name, done, total, status))
+        if sync:
+            wanted = {document.name for document in documents}
+            for record in self.catalog.list_files(kb.name):
+                if record.name not in wanted:
+                    self.store.delete_file(kb.collection, record.key)
+                    self.catalog.delete_file(kb.name, record.name)
+                    report.removed.append(record.name)
+                    if progress:
+                        progress(IngestProgress(record.name, total, total, "removed"))
+        report.embedded = self.embedder.misses - misses_before
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _ingest_one(self, kb: KnowledgeBase, document: SourceDocument, splitter: ChineseTextSplitter, force: bool,
+                    report: IngestReport) -> str:
+        key = file_key(kb.name, document.name)
+        try:
+            data = document.read()
+        except OSError as exc:
+            return self._fail(kb, document.name, key, b"", f"{document.name}: cannot read: {exc}", report)
+        sha256 = hashlib.sha256(data).hexdigest()
+        existing = self.catalog.get_file(kb.name, document.name)
+        if not force and existing and existing.sha256 == sha256 and existing.status == "indexed":
+            report.skipped.append(document.name)
+            return "skipped"
+        try:
+            chunks = splitter.split(self.loader.load(document.name, data))
+            if not chunks:
+                raise LoaderError(document.name, "no text found")
+        except TecoragError as exc:
+            return self._fail(kb, document.name, key, data, str(exc), report)
+        except Exception as exc:  # a parser bug on one odd file must not stop the others
+            return self._fail(kb, document.name, key, data, f"{document.name}: {type(exc).__name__}: {exc}", report)
+        self.catalog.upsert_file(kb.name, document.name, key, sha256=sha256, size=len(data), status="indexing",
+                                 error=None, chunk_count=0)
+        vectors = self.embedder.embed_documents([chunk.index_text for chunk in chunks])
+        self.store.replace_file(kb.collection, key, chunks, vectors)
+        self.catalog.upsert_file(kb.name, document.name, key, status="indexed", chunk_count=len(chunks))
+        report.indexed.append(document.name)
+        report.chunks += len(chunks)
+        return "indexed"
+
+    def _fail(self, kb: KnowledgeBase, name: str, key: str, data: bytes, message: str, report: IngestReport) -> str:
+        self.store.delete_file(kb.collection, key)
+        self.catalog.upsert_file(kb.name, name, key, sha256=hashlib.sha256(data).hexdigest(), size=len(data),
+                                 status="failed", error=message, chunk_count=0)
+        report.failed[name] = message
+        return "failed"

@@ -1,0 +1,204 @@
+"""RAG: the one object the CLI, the server and the evaluators use. Built once from Settings; holds no global state.
+
+    ingest:  documents -> Ingestor (loader -> splitter -> embedder -> Milvus + catalog)
+    ask:     question -> HybridRetriever -> Generator -> Answer with citations
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import unicodedata
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import Settings, TextSplitterSettings
+from .embed import build_embedder
+from .embed.cache import CachedEmbedder
+from .errors import InvalidName, KnowledgeBaseNotFound, FileNotInKnowledgeBase
+from .generate.base import Generator
+from .generate.extractive import ExtractiveAnswerer
+from .generate.factory import build_generator
+from .ingest.loaders import DocumentLoader
+from .ingest.pipeline import IngestProgress, IngestReport, Ingestor, SourceDocument, documents_from_paths
+from .retrieve.hybrid import HybridRetriever
+from .retrieve.rerank import build_reranker
+from .store.catalog import Catalog, FileRecord, Job, KnowledgeBase
+from .store.milvus import MilvusStore
+from .types import Answer, Citation, Hit, Message
+
+MAX_NAME_LENGTH = 255
+
+
+def validate_name(name: str, what: str = "knowledge base name") -> str:
+    """Reject names that could act as paths or confuse a terminal: '/', '\\', '..', control characters."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidName(f"{what} is empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidName(f"{what} is longer than {MAX_NAME_LENGTH} characters")
+    if "/" in name or "\\" in name or ".." in name or name.startswith("."):
+        raise InvalidName(f"{what} must not contain '/', '\\' or '..': {name!r}")
+    if any(unicodedata.category(char).startswith("C") for char in name):
+        raise InvalidName(f"{what} must not contain control characters: {name!r}")
+    return name
+
+
+@dataclass
+class StreamEvent:
+    """What `RAG.stream` yields: first the hits, then answer text pieces, then the finished Answer."""
+
+    kind: str                          # "hits" | "delta" | "done"
+    text: str = ""
+    hits: list[Hit] = field(default_factory=list)
+    answer: Answer | None = None
+
+
+class RAG:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        settings.home.mkdir(parents=True, exist_ok=True)
+        self.catalog = Catalog(settings.catalog_url)
+        self.embedder = CachedEmbedder(build_embedder(settings.embeddings), settings.home / "embeddings.sqlite")
+        vs = settings.vector_store
+        self.store = MilvusStore(settings.milvus_uri, self.embedder.dimension, user=vs.user, password=vs.password,
+                                 consistency_level=vs.consistency_level)
+        self.ingestor = Ingestor(DocumentLoader(), settings.text_splitter, self.embedder, self.store, self.catalog)
+        self.retriever = HybridRetriever(self.store, self.embedder, settings.retrieval,
+                                         build_reranker(settings.reranker))
+        self.extractive = ExtractiveAnswerer(embedder=self.embedder)
+        self.generator: Generator = build_generator(settings, self.extractive)
+        self._kb_locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def close(self) -> None:
+        self.store.close()
+        self.embedder.close()
+        self.catalog.close()
+
+    def __enter__(self) -> RAG:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # -- knowledge bases ---------------------------------------------------------------------------------
+
+    def create_kb(self, name: str, description: str = "") -> KnowledgeBase:
+        kb = self.catalog.create_kb(validate_name(name), self.settings.vector_store.name, description)
+        self.store.ensure_collection(kb.collection)
+        return kb
+
+    def get_kb(self, name: str) -> KnowledgeBase:
+        return self.catalog.get_kb(validate_name(name))
+
+    def list_kbs(self) -> list[KnowledgeBase]:
+        return self.catalog.list_kbs()
+
+    def delete_kb(self, name: str) -> None:
+        kb = self.get_kb(name)
+        with self._kb_lock(kb.name):
+            self.store.drop_collection(kb.collection)
+            self.catalog.delete_kb(kb.name)
+
+    def clear_kb(self, name: str) -> None:
+        """Remove every file and chunk, keep the knowledge base."""
+        kb = self.get_kb(name)
+        with self._kb_lock(kb.name):
+            self.store.drop_collection(kb.collection)
+            for record in self.catalog.list_files(kb.name):
+                self.catalog.delete_file(kb.name, record.name)
+            self.store.ensure_collection(kb.collection)
+
+    # -- files -------------------------------------------------------------------------------------------
+
+    def list_files(self, kb: str) -> list[FileRecord]:
+        return self.catalog.list_files(validate_name(kb))
+
+    def delete_file(self, kb: str, filename: str) -> None:
+        knowledge_base = self.get_kb(kb)
+        with self._kb_lock(knowledge_base.name):
+            record = self.catalog.get_file(knowledge_base.name, filename)
+            if record is None:
+                raise FileNotInKnowledgeBase(f"file not in knowledge base {kb}: {filename}")
+            self.store.delete_file(knowledge_base.collection, record.key)
+            self.catalog.delete_file(knowledge_base.name, filename)
+
+    def ingest(self, kb: str, documents: Sequence[SourceDocument], *, sync: bool = False, force: bool = False,
+               splitter: TextSplitterSettings | None = None,
+               progress: Callable[[IngestProgress], None] | None = None) -> IngestReport:
+        """Index documents into a knowledge base; one bad file is reported in the result and skips nothing else.
+        Ingestions into the same knowledge base are serialized; asks are never blocked by them."""
+        knowledge_base = self.get_kb(kb)
+        for document in documents:
+            validate_name(document.name.replace("/", "_"), "file name")
+        with self._kb_lock(knowledge_base.name):
+            return self.ingestor.run(knowledge_base, list(documents), sync=sync, force=force,
+                                     splitter_settings=splitter, progress=progress)
+
+    def ingest_paths(self, kb: str, paths: Sequence[str | Path], **options) -> IngestReport:
+        return self.ingest(kb, documents_from_paths(paths), **options)
+
+    # -- jobs (background ingestion, visible to every process through the catalog) ----------------------
+
+    def create_job(self, kb: str, kind: str, total: int = 0) -> Job:
+        return self.catalog.create_job(kb, kind, total)
+
+    def update_job(self, job_id: str, **fields) -> None:
+        self.catalog.update_job(job_id, **fields)
+
+    def get_job(self, job_id: str) -> Job | None:
+        return self.catalog.get_job(job_id)
+
+    # -- questions ---------------------------------------------------------------------------------------
+
+    def retrieve(self, kb: str, question: str, *, top_k: int | None = None, score_threshold: float | None = None,
+                 mode: str | None = None) -> list[Hit]:
+        knowledge_base = self.get_kb(kb)
+        return self.retriever.retrieve(knowledge_base.collection, question, top_k=top_k, mode=mode,
+                                       score_threshold=score_threshold).hits
+
+    def ask(self, kb: str, question: str, *, history: Sequence[Message] = (), top_k: int | None = None,
+            score_threshold: float | None = None) -> Answer:
+        answer = None
+        for event in self.stream(kb, question, history=history, top_k=top_k, score_threshold=score_threshold):
+            if event.kind == "done":
+                answer = event.answer
+        assert answer is not None
+        return answer
+
+    def stream(self, kb: str, question: str, *, history: Sequence[Message] = (), top_k: int | None = None,
+               score_threshold: float | None = None) -> Iterator[StreamEvent]:
+        knowledge_base = self.get_kb(kb)
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        result = self.retriever.retrieve(knowledge_base.collection, question, top_k=top_k,
+                                         score_threshold=score_threshold)
+        timings["retrieve"] = (time.perf_counter() - started) * 1000
+        yield StreamEvent(kind="hits", hits=result.hits)
+        generate_started = time.perf_counter()
+        pieces: list[str] = []
+        for piece in self.generator.stream(question, result.hits, history):
+            pieces.append(piece)
+            yield StreamEvent(kind="delta", text=piece)
+        timings["generate"] = (time.perf_counter() - generate_started) * 1000
+        timings["total"] = (time.perf_counter() - started) * 1000
+        text = "".join(pieces)
+        answer = Answer(question=question, text=text, citations=cite(text, result.hits), hits=result.hits,
+                        timings_ms=timings, engine=self.generator.engine,
+                        notice=getattr(self.generator, "last_notice", None))
+        yield StreamEvent(kind="done", answer=answer)
+
+    def _kb_lock(self, name: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._kb_locks.setdefault(name, threading.Lock())
+
+
+def cite(answer_text: str, hits: Sequence[Hit]) -> list[Citation]:
+    """Every retrieved passage is a source; the one that contains the answer goes first."""
+    def contains_answer(hit: Hit) -> bool:
+        return bool(answer_text) and answer_text[:20] in hit.chunk.text
+
+    ordered = sorted(hits, key=lambda hit: not contains_answer(hit))
+    return [Citation(file=hit.chunk.file, page=hit.chunk.page, heading=hit.chunk.heading, text=hit.chunk.text,
+                     score=hit.score) for hit in ordered]

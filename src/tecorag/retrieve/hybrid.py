@@ -1,0 +1,77 @@
+"""Retrieval: dense + BM25 in Milvus, fused by RRF (or weighted), small-to-big pieces folded into their parents."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import RetrievalSettings
+from ..embed.base import Embedder
+from ..store.milvus import MilvusStore, SearchRequest
+from ..types import Hit
+from .rerank import Reranker
+
+
+@dataclass(frozen=True)
+class RetrievalResult:
+    hits: list[Hit]
+    query_vector: np.ndarray
+
+
+class HybridRetriever:
+    def __init__(self, store: MilvusStore, embedder: Embedder, settings: RetrievalSettings,
+                 reranker: Reranker | None = None):
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings
+        self.reranker = reranker
+
+    def retrieve(self, collection: str, question: str, top_k: int | None = None, mode: str | None = None,
+                 score_threshold: float | None = None, extra_queries: Sequence[str] = ()) -> RetrievalResult:
+        """Best hits first, one per parent chunk. `extra_queries` (multi-query, HyDE) are searched too and
+        fused with the question's own results by reciprocal rank."""
+        s = self.settings
+        top_k = top_k or s.top_k
+        threshold = s.score_threshold if score_threshold is None else score_threshold
+        query_vector = self.embedder.embed_query(question)
+        ranked = [self.search(collection, question, query_vector, mode or s.mode)]
+        for extra in extra_queries:
+            ranked.append(self.search(collection, extra, self.embedder.embed_query(extra), mode or s.mode))
+        hits = ranked[0] if len(ranked) == 1 else reciprocal_rank_fusion(ranked, s.rrf_k)
+        if self.reranker is not None:
+            hits = self.reranker.rerank(question, hits)
+        hits = [hit for hit in hits if hit.score >= threshold]
+        return RetrievalResult(hits=hits[:top_k], query_vector=query_vector)
+
+    def search(self, collection: str, question: str, vector: np.ndarray, mode: str) -> list[Hit]:
+        """One route (hybrid, dense or bm25) with a precomputed query vector, folded into parents, unfiltered."""
+        s = self.settings
+        request = SearchRequest(question=question, vector=vector, mode=mode, fusion=s.fusion, rrf_k=s.rrf_k,
+                                dense_weight=s.dense_weight, limit=s.candidates)
+        return fold_into_parents(self.store.search(collection, request))
+
+
+def fold_into_parents(hits: Sequence[Hit]) -> list[Hit]:
+    """Keep the best-scoring piece of each parent chunk (hits arrive best first)."""
+    seen: set[str] = set()
+    folded: list[Hit] = []
+    for hit in hits:
+        parent = hit.chunk.parent_id or hit.chunk.id
+        if parent not in seen:
+            seen.add(parent)
+            folded.append(hit)
+    return folded
+
+
+def reciprocal_rank_fusion(rankings: Sequence[Sequence[Hit]], k: int = 60) -> list[Hit]:
+    scores: dict[str, float] = {}
+    best: dict[str, Hit] = {}
+    for ranking in rankings:
+        for rank, hit in enumerate(ranking):
+            parent = hit.chunk.parent_id or hit.chunk.id
+            scores[parent] = scores.get(parent, 0.0) + 1.0 / (k + rank + 1)
+            best.setdefault(parent, hit)
+    order = sorted(scores, key=scores.__getitem__, reverse=True)
+    return [Hit(chunk=best[parent].chunk, score=scores[parent]) for parent in order]
