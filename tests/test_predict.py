@@ -339,8 +339,8 @@ def test_read_gold_accepts_answer_or_answers_and_sources(tmp_path):
 
 def test_cmrc_document_name_uses_the_paragraph_id_or_falls_back():
     article = {"id": "DEV_0", "paragraphs": [{"id": "DEV_0", "context": "…"}, {"context": "…"}]}
-    assert cmrc_document_name(article, 0) == "DEV_0.txt"
-    assert cmrc_document_name(article, 1) == "DEV_0-1.txt"
+    assert cmrc_document_name(article, 0) == "DEV_0.md"
+    assert cmrc_document_name(article, 1) == "DEV_0-1.md"
 
 
 def test_cmrc_dev_set_converts_to_questions_and_gold(tmp_path):
@@ -349,7 +349,7 @@ def test_cmrc_dev_set_converts_to_questions_and_gold(tmp_path):
     assert len(questions) == len(gold) == 3219                    # the split's question count (README)
     assert questions[0] == Question("DEV_0_QUERY_0", "《战国无双3》是由哪两个公司合作开发的？")
     assert gold[0].answers == ("光荣和ω-force",)                   # three identical gold spans collapse to one
-    assert gold[0].sources == ("DEV_0.txt",)
+    assert gold[0].sources == ("DEV_0.md",)
     assert len({item.sources[0] for item in gold}) == 848          # one document per paragraph
     # read_gold takes the SQuAD-style file directly
     assert read_gold(CMRC_DEV)[5] == gold[5]

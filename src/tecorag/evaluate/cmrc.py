@@ -16,6 +16,7 @@ from rich.progress import Progress
 
 from ..config import Settings
 from ..ingest.pipeline import SourceDocument
+from .predict import cmrc_document_name
 
 
 @dataclass(frozen=True)
@@ -23,12 +24,6 @@ class CmrcQuestion:
     question: str
     document: str                  # the name of the document holding the question's own paragraph
     answers: tuple[str, ...]
-
-
-def cmrc_document_name(article: dict, index: int) -> str:
-    """The document name of the index-th paragraph of a CMRC article: its paragraph id, e.g. DEV_0.md."""
-    paragraph = article["paragraphs"][index]
-    return f"{paragraph.get('id') or str(article['id']) + '-' + str(index)}.md"
 
 
 def load_cmrc(path: Path, paragraphs: int | None = None) -> tuple[list[SourceDocument], list[CmrcQuestion]]:

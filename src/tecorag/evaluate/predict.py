@@ -191,12 +191,12 @@ def read_predictions(path: str | Path) -> list[Prediction]:
 
 
 def cmrc_document_name(article: dict, index: int) -> str:
-    """The document name of paragraph `index` of a SQuAD-style article: `{paragraph id}.txt`, where the id is
+    """The document name of paragraph `index` of a SQuAD-style article: `{paragraph id}.md`, where the id is
     the paragraph's own `id` when it has one, else `{article id}-{index}`. The CMRC benchmark names the
     documents it ingests with this function, so gold sources and ingested files agree."""
     paragraph = article["paragraphs"][index]
     paragraph_id = paragraph.get("id") or f"{article.get('id', 'article')}-{index}"
-    return f"{paragraph_id}.txt"
+    return f"{paragraph_id}.md"
 
 
 def cmrc_to_questions_and_gold(cmrc_json: dict) -> tuple[list[Question], list[GoldAnswer]]:
