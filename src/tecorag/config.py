@@ -48,6 +48,8 @@ class LLMSettings(_Section):
     model_name: str = "Qwen-7B-Chat"
     model_version: str = ""
     triton_mode: Literal["ensemble", "non-ensemble"] = "non-ensemble"
+    triton_tensor_names: dict[str, str] = Field(default_factory=dict)  # role -> name, e.g. {"text_input": "INPUT_0"}
+    triton_cumulative_output: bool = True      # responses carry the whole sequence so far (FasterTransformer)
     tokenizer_path: str | None = None          # local model dir with qwen.tiktoken or tokenizer.json
     chat_template: Literal["qwen", "plain"] = "qwen"
     system_prompt: str = "You are a helpful assistant."

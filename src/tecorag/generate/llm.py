@@ -1,0 +1,214 @@
+"""LLM-backed generation: the LLMClient protocol every engine implements, the RAG generator on top of it,
+and the wrapper that falls back to the extractive answer when the LLM fails.
+
+A generator's `stream()` returns a `GenerationStream`: an iterator of text pieces that also tells, once
+iterated, which engine produced the text and whether a fallback happened (`notice`). Each call gets its
+own stream object, so concurrent users never share that state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..config import LLMSettings
+from ..errors import LLMError
+from ..types import Hit, Message
+from .base import Generator
+from .prompts import RagPrompt
+
+
+class LLMUnavailable(LLMError):
+    """The engine could not be reached (connection refused, DNS, server not ready)."""
+
+
+class LLMTimeout(LLMError):
+    """No first token, or no complete answer, within the configured time."""
+
+
+class LLMStreamBroken(LLMError):
+    """The engine failed after it had started answering."""
+
+
+class LLMRequestRejected(LLMError):
+    """The engine answered the request with an error (unknown model, bad tensor, bad parameter)."""
+
+
+def llm_error(kind: type[LLMError], engine: str, address: str, detail: str) -> LLMError:
+    """Every LLM error message names the engine and its address."""
+    return kind(f"LLM engine '{engine}' at {address}: {detail}")
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    max_new_tokens: int = 1024
+    top_k: int = 1
+    top_p: float = 0.0
+    temperature: float = 1.0
+    repetition_penalty: float = 1.0
+    len_penalty: float = 1.0
+    start_id: int = 1
+    end_id: int = 151643
+    stop_words: tuple[str, ...] = ("<|im_end|>",)
+
+    @classmethod
+    def from_settings(cls, llm: LLMSettings) -> SamplingParams:
+        return cls(
+            max_new_tokens=llm.max_new_tokens, top_k=llm.top_k, top_p=llm.top_p, temperature=llm.temperature,
+            repetition_penalty=llm.repetition_penalty, len_penalty=llm.len_penalty,
+            start_id=llm.start_id, end_id=llm.end_id, stop_words=tuple(llm.stop_words),
+        )
+
+
+class LLMClient(Protocol):
+    """A chat LLM endpoint. Implementations are safe to share between threads."""
+
+    engine: str        # "teco", "nvidia" or "openai"
+    address: str       # where it is, for error messages: host:port or base URL
+
+    def stream_chat(self, messages: Sequence[Message], max_new_tokens: int | None = None) -> Iterator[str]:
+        """Yield text pieces of the assistant's reply; stop words never appear. Raises LLMError."""
+        ...
+
+    def complete(self, messages: Sequence[Message], max_new_tokens: int | None = None) -> str:
+        """The whole reply (built on the stream)."""
+        ...
+
+    def check(self) -> None:
+        """Raise LLMError unless the server is reachable and the model is ready."""
+        ...
+
+
+class StopTextFilter:
+    """Cuts a text stream at the first stop word, holding back any tail that could be the start of one,
+    so a stop word (or part of it) never reaches the user."""
+
+    def __init__(self, stop_words: Sequence[str]):
+        self._stop_words = tuple(word for word in stop_words if word)
+        self._pending = ""
+        self.stopped = False
+
+    def push(self, text: str) -> str:
+        if self.stopped:
+            return ""
+        self._pending += text
+        cut = min((i for i in (self._pending.find(w) for w in self._stop_words) if i >= 0), default=-1)
+        if cut >= 0:
+            self.stopped = True
+            safe, self._pending = self._pending[:cut], ""
+            return safe
+        hold = max((k for w in self._stop_words for k in range(1, len(w)) if self._pending.endswith(w[:k])),
+                   default=0)
+        safe = self._pending[:len(self._pending) - hold]
+        self._pending = self._pending[len(safe):]
+        return safe
+
+    def finish(self) -> str:
+        """End of stream without a stop word: the held-back tail was ordinary text after all."""
+        rest, self._pending = ("" if self.stopped else self._pending), ""
+        return rest
+
+
+@dataclass(frozen=True)
+class FallbackNotice:
+    """Why the answer came from the extractive generator instead of the LLM."""
+
+    reason: str            # "unavailable", "timeout", "broken" or "rejected"
+    engine: str
+    address: str
+    error: str
+    partial_chars: int     # LLM text already streamed before the failure (0: nothing was shown)
+
+    @property
+    def message(self) -> str:
+        if self.partial_chars:
+            return (f"LLM ({self.engine} at {self.address}) failed mid-answer ({self.reason}); "
+                    f"the extractive answer follows the partial text")
+        return f"LLM ({self.engine} at {self.address}) {self.reason}; extractive answer shown"
+
+
+_REASONS: dict[type[LLMError], str] = {
+    LLMUnavailable: "unavailable", LLMTimeout: "timeout", LLMStreamBroken: "broken", LLMRequestRejected: "rejected",
+}
+
+
+def failure_reason(error: LLMError) -> str:
+    return next((reason for kind, reason in _REASONS.items() if isinstance(error, kind)), "failed")
+
+
+@dataclass
+class GenerationStream:
+    """Iterator of answer pieces. After iteration, `engine` is the engine that produced the (final part
+    of the) text and `notice` is set when the extractive fallback was used."""
+
+    pieces: Iterator[str]
+    engine: str
+    notice: FallbackNotice | None = None
+    context_hits: list[Hit] = field(default_factory=list)   # hits given to the LLM as [1], [2], ...
+
+    def __iter__(self) -> GenerationStream:
+        return self
+
+    def __next__(self) -> str:
+        return next(self.pieces)
+
+    def close(self) -> None:
+        close = getattr(self.pieces, "close", None)
+        if close is not None:
+            close()
+
+
+class LLMGenerator:
+    """Generator on an LLM: numbered sources + history + question -> chat messages -> streamed reply."""
+
+    def __init__(self, client: LLMClient, prompt: RagPrompt):
+        self.client = client
+        self.prompt = prompt
+        self.engine = client.engine
+
+    def build_messages(self, question: str, hits: Sequence[Hit], history: Sequence[Message] = ()) -> list[Message]:
+        return self.prompt.messages(question, hits, history)
+
+    def stream(self, question: str, hits: Sequence[Hit], history: Sequence[Message] = ()) -> GenerationStream:
+        messages, context = self.prompt.render(question, hits, history)
+        return GenerationStream(pieces=self.client.stream_chat(messages), engine=self.engine,
+                                context_hits=list(context.hits))
+
+
+class FallbackGenerator:
+    """An LLM generator that answers extractively when the LLM fails, with a notice saying so.
+
+    Before anything was streamed, the extractive answer replaces the LLM's; after a mid-answer failure the
+    partial LLM text has already reached the user, so the extractive answer follows it after a blank line.
+    """
+
+    def __init__(self, primary: LLMGenerator, fallback: Generator):
+        self.primary = primary
+        self.fallback = fallback
+        self.engine = primary.engine
+
+    def stream(self, question: str, hits: Sequence[Hit], history: Sequence[Message] = ()) -> GenerationStream:
+        primary_stream = self.primary.stream(question, hits, history)
+        result = GenerationStream(pieces=iter(()), engine=self.engine, context_hits=primary_stream.context_hits)
+        result.pieces = self._pieces(primary_stream, result, question, hits, history)
+        return result
+
+    def _pieces(self, primary_stream: GenerationStream, result: GenerationStream, question: str,
+                hits: Sequence[Hit], history: Sequence[Message]) -> Iterator[str]:
+        streamed_chars = 0
+        try:
+            for piece in primary_stream:
+                streamed_chars += len(piece)
+                yield piece
+            return
+        except LLMError as error:
+            client = self.primary.client
+            result.notice = FallbackNotice(reason=failure_reason(error), engine=client.engine,
+                                           address=client.address, error=str(error), partial_chars=streamed_chars)
+        finally:
+            primary_stream.close()
+        result.engine = getattr(self.fallback, "engine", "extractive")
+        if streamed_chars:
+            yield "\n\n"
+        yield from self.fallback.stream(question, hits, history)
