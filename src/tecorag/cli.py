@@ -32,6 +32,7 @@ def open_rag(ctx: typer.Context):
     return RAG(settings_from_context(ctx))
 
 
+
 @app.callback()
 def main(config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML settings file "
                                                                              "(default ./tecorag.yaml if present)")):
@@ -183,6 +184,55 @@ def bench_cmrc(ctx: typer.Context, path: Path = typer.Argument(..., exists=True,
         console.print_json(json.dumps(result, ensure_ascii=False))
     print(json.dumps(result, ensure_ascii=False))
 
+
+@app.command()
+def warmup(ctx: typer.Context, concurrency: int = typer.Option(1, "--concurrency", "-n", min=1,
+                                                               help="Concurrent requests (>= FT_CB_BATCH_SIZE)"),
+           question: str = typer.Option("介绍一下太初元碁这家公司", "--question"),
+           max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens")):
+    """Send N concurrent requests to the configured LLM (TecoInferenceEngine continuous batching needs them)."""
+    from .generate.factory import build_llm_client
+    from .warmup import format_warmup_report, warmup as run_warmup, warmup_succeeded
+
+    try:
+        client = build_llm_client(settings_from_context(ctx))
+        if client is None:
+            fail(TecoragError("no LLM configured (llm.model_engine is 'none'): nothing to warm up"))
+        results = run_warmup(client, concurrency, question, max_new_tokens)
+    except TecoragError as exc:
+        fail(exc)
+    Console().print(format_warmup_report(results, client.engine, client.address))
+    if not warmup_succeeded(results):
+        raise typer.Exit(code=1)
+
+
+def _current_settings() -> Settings:
+    import click
+
+    return load_settings(click.get_current_context().find_root().params.get("config"))
+
+
+def _rag_from_current_context():
+    from .rag import RAG
+
+    return RAG(_current_settings())
+
+
+def _embedder_from_current_context():
+    from .embed import build_embedder
+
+    return build_embedder(_current_settings().embeddings)
+
+
+def _register_subcommands() -> None:
+    from .evaluate.commands import register as register_evaluation
+    from .server.commands import register as register_server
+
+    register_evaluation(app, _rag_from_current_context, _embedder_from_current_context)
+    register_server(app)
+
+
+_register_subcommands()
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

@@ -19,11 +19,12 @@ from .embed.cache import CachedEmbedder
 from .errors import InvalidName, KnowledgeBaseNotFound, FileNotInKnowledgeBase
 from .generate.base import Generator
 from .generate.extractive import ExtractiveAnswerer
-from .generate.factory import build_generator
+from .generate.factory import build_generator, build_llm_client
 from .ingest.loaders import DocumentLoader
 from .ingest.pipeline import IngestProgress, IngestReport, Ingestor, SourceDocument, documents_from_paths
 from .retrieve.hybrid import HybridRetriever
 from .retrieve.rerank import build_reranker
+from .retrieve.transform import plan_queries
 from .store.catalog import Catalog, FileRecord, Job, KnowledgeBase
 from .store.milvus import MilvusStore
 from .types import Answer, Citation, Hit, Message
@@ -67,7 +68,8 @@ class RAG:
         self.retriever = HybridRetriever(self.store, self.embedder, settings.retrieval,
                                          build_reranker(settings.reranker))
         self.extractive = ExtractiveAnswerer(embedder=self.embedder)
-        self.generator: Generator = build_generator(settings, self.extractive)
+        self.llm_client = build_llm_client(settings)
+        self.generator: Generator = build_generator(settings, self.extractive, client=self.llm_client)
         self._kb_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -172,21 +174,27 @@ class RAG:
         knowledge_base = self.get_kb(kb)
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        result = self.retriever.retrieve(knowledge_base.collection, question, top_k=top_k,
-                                         score_threshold=score_threshold)
-        timings["retrieve"] = (time.perf_counter() - started) * 1000
+        plan = plan_queries(self.llm_client, self.settings.llm, question, history)
+        if self.llm_client is not None:
+            timings["transform"] = (time.perf_counter() - started) * 1000
+        retrieve_started = time.perf_counter()
+        result = self.retriever.retrieve(knowledge_base.collection, plan.standalone, top_k=top_k,
+                                         score_threshold=score_threshold, rephrasings=plan.rephrasings,
+                                         hyde_passage=plan.hyde_passage)
+        timings["retrieve"] = (time.perf_counter() - retrieve_started) * 1000
         yield StreamEvent(kind="hits", hits=result.hits)
         generate_started = time.perf_counter()
         pieces: list[str] = []
-        for piece in self.generator.stream(question, result.hits, history):
+        stream = self.generator.stream(question, result.hits, history)
+        for piece in stream:
             pieces.append(piece)
             yield StreamEvent(kind="delta", text=piece)
         timings["generate"] = (time.perf_counter() - generate_started) * 1000
         timings["total"] = (time.perf_counter() - started) * 1000
         text = "".join(pieces)
         answer = Answer(question=question, text=text, citations=cite(text, result.hits), hits=result.hits,
-                        timings_ms=timings, engine=self.generator.engine,
-                        notice=getattr(self.generator, "last_notice", None))
+                        timings_ms=timings, engine=getattr(stream, "engine", self.generator.engine),
+                        notice=stream.notice.message if getattr(stream, "notice", None) else None)
         yield StreamEvent(kind="done", answer=answer)
 
     def _kb_lock(self, name: str) -> threading.Lock:

@@ -29,16 +29,22 @@ class HybridRetriever:
         self.reranker = reranker
 
     def retrieve(self, collection: str, question: str, top_k: int | None = None, mode: str | None = None,
-                 score_threshold: float | None = None, extra_queries: Sequence[str] = ()) -> RetrievalResult:
-        """Best hits first, one per parent chunk. `extra_queries` (multi-query, HyDE) are searched too and
-        fused with the question's own results by reciprocal rank."""
+                 score_threshold: float | None = None, rephrasings: Sequence[str] = (),
+                 hyde_passage: str | None = None) -> RetrievalResult:
+        """Best hits first, one per parent chunk. Rephrasings (multi-query) and a HyDE passage, when given, are
+        searched too and fused with the question's own results by reciprocal rank."""
         s = self.settings
+        mode = mode or s.mode
         top_k = top_k or s.top_k
         threshold = s.score_threshold if score_threshold is None else score_threshold
         query_vector = self.embedder.embed_query(question)
-        ranked = [self.search(collection, question, query_vector, mode or s.mode)]
-        for extra in extra_queries:
-            ranked.append(self.search(collection, extra, self.embedder.embed_query(extra), mode or s.mode))
+        ranked = [self.search(collection, question, query_vector, mode)]
+        for rephrasing in rephrasings:
+            ranked.append(self.search(collection, rephrasing, self.embedder.embed_query(rephrasing), mode))
+        if hyde_passage:
+            # A hypothetical answer looks like a passage, so it is embedded as one.
+            passage_vector = self.embedder.embed_documents([hyde_passage])[0]
+            ranked.append(self.search(collection, hyde_passage, passage_vector, mode))
         hits = ranked[0] if len(ranked) == 1 else reciprocal_rank_fusion(ranked, s.rrf_k)
         if self.reranker is not None:
             hits = self.reranker.rerank(question, hits)
