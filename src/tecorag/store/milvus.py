@@ -146,7 +146,13 @@ class MilvusStore:
         return [Hit(chunk=_chunk_from_entity(item["entity"]), score=float(item["distance"])) for item in results[0]]
 
     def close(self) -> None:
+        """Close the client; for Milvus Lite also stop its server process, which holds the db file open
+        (only one process may open a Milvus Lite file, so a CLI run must be able to follow a closed RAG)."""
         self._client.close()
+        if self.embedded:
+            from milvus_lite.server_manager import server_manager_instance
+
+            server_manager_instance.release_server(self.uri)
 
 
 def _chunk_from_entity(entity: dict) -> Chunk:
