@@ -21,7 +21,9 @@ class SentenceTransformersEmbedder:
             raise ConfigError("the sentence-transformers embedder needs `pip install tecorag[rerank]`") from exc
         self._model = SentenceTransformer(model_path, device="cpu", local_files_only=True)
         self.name = f"sentence-transformers/{Path(model_path).resolve().name}"
-        self.dimension = int(self._model.get_sentence_embedding_dimension())
+        dimension = getattr(self._model, "get_embedding_dimension", None) or \
+            self._model.get_sentence_embedding_dimension
+        self.dimension = int(dimension())
         self.batch_size = batch_size
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix
