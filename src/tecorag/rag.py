@@ -192,7 +192,7 @@ class RAG:
         timings["generate"] = (time.perf_counter() - generate_started) * 1000
         timings["total"] = (time.perf_counter() - started) * 1000
         text = "".join(pieces)
-        answer = Answer(question=question, text=text, citations=cite(text, result.hits), hits=result.hits,
+        answer = Answer(question=question, text=text, citations=cite(result.hits), hits=result.hits,
                         timings_ms=timings, engine=getattr(stream, "engine", self.generator.engine),
                         notice=stream.notice.message if getattr(stream, "notice", None) else None)
         yield StreamEvent(kind="done", answer=answer)
@@ -202,11 +202,7 @@ class RAG:
             return self._kb_locks.setdefault(name, threading.Lock())
 
 
-def cite(answer_text: str, hits: Sequence[Hit]) -> list[Citation]:
-    """Every retrieved passage is a source; the one that contains the answer goes first."""
-    def contains_answer(hit: Hit) -> bool:
-        return bool(answer_text) and answer_text[:20] in hit.chunk.text
-
-    ordered = sorted(hits, key=lambda hit: not contains_answer(hit))
+def cite(hits: Sequence[Hit]) -> list[Citation]:
+    """Every retrieved passage is a source, in retrieval order, so an LLM's [n] marks point at citation n."""
     return [Citation(file=hit.chunk.file, page=hit.chunk.page, heading=hit.chunk.heading, text=hit.chunk.text,
-                     score=hit.score) for hit in ordered]
+                     score=hit.score) for hit in hits]

@@ -124,26 +124,36 @@ class MilvusStore:
     # -- search ------------------------------------------------------------------------------------------
 
     def search(self, collection: str, request: SearchRequest) -> list[Hit]:
-        from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker
+        from pymilvus import AnnSearchRequest
 
         dense = AnnSearchRequest(data=[request.vector.tolist()], anns_field="dense",
                                  param={"metric_type": "IP"}, limit=request.limit)
         bm25 = AnnSearchRequest(data=[request.question], anns_field="sparse",
                                 param={"metric_type": "BM25"}, limit=request.limit)
-        if request.mode == "dense":
-            results = self._client.search(collection, data=dense.data, anns_field="dense",
-                                          search_params=dense.param, limit=request.limit,
-                                          output_fields=OUTPUT_FIELDS)
-        elif request.mode == "bm25":
-            results = self._client.search(collection, data=bm25.data, anns_field="sparse",
-                                          search_params=bm25.param, limit=request.limit,
-                                          output_fields=OUTPUT_FIELDS)
-        else:
-            ranker = (RRFRanker(request.rrf_k) if request.fusion == "rrf"
-                      else WeightedRanker(request.dense_weight, 1.0 - request.dense_weight))
-            results = self._client.hybrid_search(collection, reqs=[dense, bm25], ranker=ranker,
-                                                 limit=request.limit, output_fields=OUTPUT_FIELDS)
+        try:
+            results = self._run_search(collection, request, dense, bm25)
+        except Exception as exc:
+            # Milvus Lite's BM25 over a collection that never held a row fails ("NaN or Inf"): nothing to find.
+            if self.count(collection) == 0:
+                return []
+            raise StoreError(f"search in {collection} failed: {exc}") from exc
         return [Hit(chunk=_chunk_from_entity(item["entity"]), score=float(item["distance"])) for item in results[0]]
+
+    def _run_search(self, collection: str, request: SearchRequest, dense, bm25) -> list:
+        from pymilvus import RRFRanker, WeightedRanker
+
+        if request.mode == "dense":
+            return self._client.search(collection, data=dense.data, anns_field="dense",
+                                       search_params=dense.param, limit=request.limit,
+                                       output_fields=OUTPUT_FIELDS)
+        if request.mode == "bm25":
+            return self._client.search(collection, data=bm25.data, anns_field="sparse",
+                                       search_params=bm25.param, limit=request.limit,
+                                       output_fields=OUTPUT_FIELDS)
+        ranker = (RRFRanker(request.rrf_k) if request.fusion == "rrf"
+                  else WeightedRanker(request.dense_weight, 1.0 - request.dense_weight))
+        return self._client.hybrid_search(collection, reqs=[dense, bm25], ranker=ranker, limit=request.limit,
+                                          output_fields=OUTPUT_FIELDS)
 
     def close(self) -> None:
         """Close the client; for Milvus Lite also stop its server process, which holds the db file open

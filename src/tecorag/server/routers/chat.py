@@ -1,0 +1,74 @@
+"""Teco-RAG's `/chat/knowledge_base_chat`: Server-Sent Events whose data is
+`{"result": <the answer so far>, "docs": [{"filename", "context", "similarity_score"}, ...]}`.
+
+The first event (`{"result": ""}`) is sent as soon as the passages are retrieved; each piece of the answer
+sends the whole answer so far; the last event carries the finished answer and, with `return_docs`, the
+cited passages (the one the answer came from first). With `stream: false` the last event is the only one,
+so clients that strip the `data: ` prefix read the same JSON either way. A failure after the stream has
+started cannot change the HTTP status any more: it arrives as a last event with `error` and `code`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from ...errors import TecoragError
+from ...rag import StreamEvent
+from ...types import Answer
+from ..deps import Rag
+from ..errors import error_message, status_for
+from ..schemas import KnowledgeBaseChatRequest, history_messages, teco_doc_of_citation
+from ..streaming import SSE_HEADERS, SSE_MEDIA_TYPE, finished_answer, first_item, rest_in_thread, sse_data
+from .knowledge_base import checked_name
+
+log = logging.getLogger("tecorag.server")
+
+router = APIRouter(tags=["对话"])
+
+
+def final_payload(answer: Answer, return_docs: bool) -> dict[str, Any]:
+    payload: dict[str, Any] = {"result": answer.text}
+    if return_docs:
+        payload["docs"] = [teco_doc_of_citation(c).model_dump() for c in answer.citations]
+    if answer.notice:
+        payload["notice"] = answer.notice
+    return payload
+
+
+async def teco_events(events: Iterator[StreamEvent], return_docs: bool) -> AsyncIterator[bytes]:
+    text = ""
+    yield sse_data({"result": text})
+    try:
+        async for event in rest_in_thread(events):
+            if event.kind == "delta" and event.text:
+                text += event.text
+                yield sse_data({"result": text})
+            elif event.kind == "done" and event.answer is not None:
+                yield sse_data(final_payload(event.answer, return_docs))
+    except TecoragError as error:
+        log.warning("chat stream failed: %s", error)
+        yield sse_data({"result": text, "error": error_message(error), "code": status_for(error)})
+    except Exception as error:  # headers are gone: the client can only learn it from the stream
+        log.exception("chat stream crashed")
+        yield sse_data({"result": text, "error": f"internal error: {type(error).__name__}: {error}", "code": 500})
+
+
+@router.post("/chat/knowledge_base_chat", summary="与知识库对话（SSE）",
+             responses={200: {"content": {"text/event-stream": {"example": 'data: {"result": "答案", "docs": []}'}}}})
+async def knowledge_base_chat(body: KnowledgeBaseChatRequest, rag: Rag) -> Response:
+    name = checked_name(body.knowledge_base_name)
+    history = history_messages(body.history)
+    events = rag.stream(name, body.query, history=history, top_k=body.resolved_top_k(),
+                        score_threshold=body.score_threshold)
+    await first_item(events)  # retrieval: an unknown KB is a 404 here, before any byte is sent
+    if not body.stream:
+        answer = await run_in_threadpool(finished_answer, events)
+        return Response(sse_data(final_payload(answer, body.return_docs)), media_type=SSE_MEDIA_TYPE,
+                        headers=SSE_HEADERS)
+    return StreamingResponse(teco_events(events, body.return_docs), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)

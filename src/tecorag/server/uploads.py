@@ -1,0 +1,103 @@
+"""Uploaded files: size and count limits, names checked, bytes kept in memory (a name is never used as a path)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import UploadFile
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..config import ServerSettings, TextSplitterSettings
+from ..errors import InputError, TooLarge
+from ..ingest.pipeline import SourceDocument
+from ..rag import validate_name
+from .errors import error_response
+
+MIB = 1024 * 1024
+MULTIPART_SLACK = MIB        # form fields and part headers around the files themselves
+READ_BLOCK = MIB
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    max_bytes: int
+    max_files: int
+
+    @classmethod
+    def of(cls, settings: ServerSettings) -> UploadLimits:
+        return cls(max_bytes=settings.max_upload_mb * MIB, max_files=settings.max_upload_files)
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.max_bytes + MULTIPART_SLACK
+
+
+async def read_uploads(files: list[UploadFile], limits: UploadLimits) -> list[SourceDocument]:
+    """The uploaded files as documents; TooLarge past the limits, InvalidName for names with path tricks."""
+    if not files:
+        raise InputError("no files uploaded (multipart field 'files')")
+    if len(files) > limits.max_files:
+        raise TooLarge(f"too many files: {len(files)} > {limits.max_files} per upload (server.max_upload_files)")
+    names = [validate_name(upload.filename or "", "file name") for upload in files]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise InputError(f"the same file name twice in one upload: {', '.join(duplicates)}")
+    documents: list[SourceDocument] = []
+    total = 0
+    for name, upload in zip(names, files):
+        parts: list[bytes] = []
+        while block := await upload.read(READ_BLOCK):
+            total += len(block)
+            if total > limits.max_bytes:
+                raise TooLarge(f"upload larger than {limits.max_bytes // MIB} MiB (server.max_upload_mb)")
+            parts.append(block)
+        documents.append(SourceDocument.from_bytes(name, b"".join(parts)))
+    return documents
+
+
+def splitter_overrides(base: TextSplitterSettings, chunk_size: int | None, chunk_overlap: int | None,
+                       zh_title_enhance: bool | None) -> TextSplitterSettings | None:
+    """The KB's splitter settings with the request's values, or None when the request sets none."""
+    update = {name: value for name, value in (("chunk_size", chunk_size), ("chunk_overlap", chunk_overlap),
+                                              ("zh_title_enhance", zh_title_enhance)) if value is not None}
+    if not update:
+        return None
+    merged = base.model_copy(update=update)
+    if merged.chunk_size <= 0 or not 0 <= merged.chunk_overlap < merged.chunk_size:
+        raise InputError(f"need chunk_size > 0 and 0 <= chunk_overlap < chunk_size, got "
+                         f"{merged.chunk_size} and {merged.chunk_overlap}")
+    return merged
+
+
+class BodySizeLimit:
+    """Refuses request bodies over the upload limit before they are spooled to disk: at once when
+    Content-Length says so, or as soon as a chunked body passes the limit."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int):
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            response = error_response(scope["path"], 413, f"request body larger than "
+                                      f"{self.max_body_bytes // MIB} MiB (server.max_upload_mb)",
+                                      headers={"Connection": "close"})
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise TooLarge(f"request body larger than {self.max_body_bytes // MIB} MiB "
+                                   f"(server.max_upload_mb)")
+            return message
+
+        await self.app(scope, counting_receive, send)
