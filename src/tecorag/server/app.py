@@ -21,7 +21,6 @@ from starlette.concurrency import run_in_threadpool
 from .. import __version__
 from ..config import Settings
 from ..errors import LLMError
-from ..generate.factory import build_llm_client
 from ..generate.llm import LLMClient
 from ..rag import RAG
 from .auth import ApiKeyGuard, load_api_keys
@@ -54,7 +53,7 @@ def create_app(settings: Settings, rag: RAG | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pipeline = rag if rag is not None else await run_in_threadpool(RAG, settings)
-        llm_client = build_llm_client(settings)
+        llm_client = pipeline.llm_client
         runner = IngestJobRunner(pipeline)
         app.state.tecorag = ServerState(settings=settings, rag=pipeline, jobs=runner, limits=limits,
                                         llm_client=llm_client, auth_required=guard.enabled)
