@@ -8,7 +8,6 @@ import json
 import statistics
 import tempfile
 import time
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from rich.progress import Progress
 
 from ..config import Settings
 from ..ingest.pipeline import SourceDocument
+from .metrics import contains_answer
 from .predict import cmrc_document_name
 
 
@@ -41,11 +41,6 @@ def load_cmrc(path: Path, paragraphs: int | None = None) -> tuple[list[SourceDoc
             for qa in paragraph["qas"]:
                 questions.append(CmrcQuestion(qa["question"], name, tuple(a["text"] for a in qa["answers"])))
     return documents, questions
-
-
-def normalise_for_containment(text: str) -> str:
-    return "".join(char.lower() for char in text
-                   if not char.isspace() and not unicodedata.category(char).startswith(("P", "S")))
 
 
 def _rank_scores(ranks: list[int | None]) -> dict[str, float]:
@@ -118,9 +113,7 @@ def run_cmrc_benchmark(settings: Settings, path: Path, paragraphs: int | None = 
                 answer = rag.ask(kb.name, question.question)
                 latencies.append((time.perf_counter() - started) * 1000)
                 routes["final"].append(_rank_of(question.document, [hit.chunk.file for hit in answer.hits]))
-                normalised = normalise_for_containment(answer.text)
-                contained.append(any(normalise_for_containment(gold) in normalised for gold in question.answers
-                                     if normalise_for_containment(gold)))
+                contained.append(contains_answer(answer.text, question.answers) == 1.0)
                 lengths.append(len(answer.text))
                 progress.advance(task)
     chunks = len(index_texts)
