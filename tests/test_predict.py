@@ -251,7 +251,7 @@ STAND_IN_SCRIPT = textwrap.dedent("""
             return Answer(question=question, text="答：" + question)
 
     app = typer.Typer()
-    register(app, SleepyDictAnswerer)
+    register(app, lambda ctx: SleepyDictAnswerer())
     app()
 """)
 
@@ -302,7 +302,7 @@ def test_predict_command_writes_the_file_and_rejects_bad_input(tmp_path):
     questions = [{"id": 1, "question": "问一"}, {"id": 2, "question": "问二"}]
     answerer = DictAnswerer({"问一": "答一", "问二": "答二"})
     app = typer.Typer()
-    register(app, lambda: answerer)
+    register(app, lambda ctx: answerer)
     runner = CliRunner()
     good = _write(tmp_path / "q.json", questions)
     result = runner.invoke(app, ["predict", str(good), "--kb", "docs", "-o", str(tmp_path / "p.json"),

@@ -206,29 +206,17 @@ def warmup(ctx: typer.Context, concurrency: int = typer.Option(1, "--concurrency
         raise typer.Exit(code=1)
 
 
-def _current_settings() -> Settings:
-    import click
-
-    return load_settings(click.get_current_context().find_root().params.get("config"))
-
-
-def _rag_from_current_context():
-    from .rag import RAG
-
-    return RAG(_current_settings())
-
-
-def _embedder_from_current_context():
+def _embedder_for(ctx: typer.Context):
     from .embed import build_embedder
 
-    return build_embedder(_current_settings().embeddings)
+    return build_embedder(settings_from_context(ctx).embeddings)
 
 
 def _register_subcommands() -> None:
     from .evaluate.commands import register as register_evaluation
     from .server.commands import register as register_server
 
-    register_evaluation(app, _rag_from_current_context, _embedder_from_current_context)
+    register_evaluation(app, open_rag, _embedder_for)
     register_server(app)
 
 

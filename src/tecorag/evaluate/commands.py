@@ -41,13 +41,14 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def register(app: typer.Typer, rag_factory: Callable[[], Answerer],
-             embedder_factory: Callable[[], Embedder] | None = None) -> None:
-    """Add `predict` and `eval` to `app`. `rag_factory` builds the RAG facade (only when a command needs it);
-    `embedder_factory` builds the configured embedder for semantic similarity (skipped when None)."""
+def register(app: typer.Typer, rag_factory: Callable[[typer.Context], Answerer],
+             embedder_factory: Callable[[typer.Context], Embedder] | None = None) -> None:
+    """Add `predict` and `eval` to `app`. `rag_factory(ctx)` builds the RAG facade (only when a command needs it);
+    `embedder_factory(ctx)` builds the configured embedder for semantic similarity (skipped when None)."""
 
     @app.command("predict")
     def predict_command(
+        ctx: typer.Context,
         questions: Path = typer.Argument(..., help="question file: a JSON list of {id, question}"),
         kb: str = typer.Option(..., "--kb", help="knowledge base to ask"),
         output: Path = typer.Option(Path("predict.json"), "-o", "--output", help="where predict.json goes"),
@@ -60,7 +61,7 @@ def register(app: typer.Typer, rag_factory: Callable[[], Answerer],
         """Answer a question file in batch into predict.json (same order and ids)."""
         try:
             parsed = read_questions(questions)
-            records = predict(rag_factory(), kb, parsed, output, concurrency=concurrency, resume=resume,
+            records = predict(rag_factory(ctx), kb, parsed, output, concurrency=concurrency, resume=resume,
                               with_contexts=with_contexts, progress=progress)
         except TecoragError as exc:
             raise _fail(str(exc)) from None
@@ -70,6 +71,7 @@ def register(app: typer.Typer, rag_factory: Callable[[], Answerer],
 
     @app.command("eval")
     def eval_command(
+        ctx: typer.Context,
         prediction: Optional[Path] = typer.Argument(None, help="predict.json to score"),
         gold: Path = typer.Option(..., "--gold", help="gold answers: [{id, answer|answers, sources?}] or a "
                                                        "SQuAD-style CMRC file"),
@@ -85,7 +87,7 @@ def register(app: typer.Typer, rag_factory: Callable[[], Answerer],
             if (prediction is None) == (compare_files is None):
                 raise InputError("give either one PREDICT.json or --compare A.json B.json")
             gold_answers = read_gold(gold)
-            embedder = embedder_factory() if semantic and embedder_factory is not None else None
+            embedder = embedder_factory(ctx) if semantic and embedder_factory is not None else None
             if compare_files is None:
                 result = evaluate(read_predictions(prediction), gold_answers, embedder)
                 typer.echo(format_summary(result.summary))
