@@ -16,7 +16,7 @@ from pathlib import Path
 from .config import Settings, TextSplitterSettings
 from .embed import build_embedder
 from .embed.cache import CachedEmbedder
-from .errors import InvalidName, KnowledgeBaseNotFound, FileNotInKnowledgeBase
+from .errors import InvalidName, FileNotInKnowledgeBase
 from .generate.base import Generator
 from .generate.extractive import ExtractiveAnswerer
 from .generate.factory import build_generator, build_llm_client

@@ -8,7 +8,8 @@ own stream object, so concurrent users never share that state.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -78,6 +79,22 @@ class LLMClient(Protocol):
     def check(self) -> None:
         """Raise LLMError unless the server is reachable and the model is ready."""
         ...
+
+
+def retry_before_first_piece(open_stream: Callable[[], Iterator[str]], retries: int) -> Iterator[str]:
+    """Stream from `open_stream()`, opening it again after an unreachable or timed-out attempt, but only while
+    nothing has reached the caller: a retry after that would repeat text."""
+    for attempt in range(retries + 1):
+        yielded = False
+        try:
+            for piece in open_stream():
+                yielded = True
+                yield piece
+            return
+        except (LLMUnavailable, LLMTimeout):
+            if yielded or attempt == retries:
+                raise
+            time.sleep(min(0.25 * (attempt + 1), 2.0))
 
 
 class StopTextFilter:

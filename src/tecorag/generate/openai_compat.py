@@ -20,7 +20,7 @@ import openai
 from ..errors import ConfigError, LLMError
 from ..types import Message
 from .llm import (LLMRequestRejected, LLMStreamBroken, LLMTimeout, LLMUnavailable, SamplingParams, StopTextFilter,
-                  llm_error)
+                  llm_error, retry_before_first_piece)
 
 ENGINES = ("nvidia", "openai")
 OPENAI_API_URL = "https://api.openai.com/v1"
@@ -113,23 +113,11 @@ class OpenAICompatClient:
 
     def stream_chat(self, messages: Sequence[Message], max_new_tokens: int | None = None) -> Iterator[str]:
         payload = [{"role": m.role, "content": m.content} for m in messages]
-        return self._stream_with_retries(payload, max_new_tokens or self.sampling.max_new_tokens)
+        limit = max_new_tokens or self.sampling.max_new_tokens
+        return retry_before_first_piece(lambda: self._stream_once(payload, limit), self.retries)
 
     def complete(self, messages: Sequence[Message], max_new_tokens: int | None = None) -> str:
         return "".join(self.stream_chat(messages, max_new_tokens))
-
-    def _stream_with_retries(self, payload: list[dict[str, str]], max_new_tokens: int) -> Iterator[str]:
-        for attempt in range(self.retries + 1):
-            yielded = False
-            try:
-                for piece in self._stream_once(payload, max_new_tokens):
-                    yielded = True
-                    yield piece
-                return
-            except (LLMUnavailable, LLMTimeout):
-                if yielded or attempt == self.retries:
-                    raise
-                time.sleep(min(0.25 * (attempt + 1), 2.0))
 
     def _stream_once(self, payload: list[dict[str, str]], max_new_tokens: int) -> Iterator[str]:
         deadline = time.monotonic() + self.timeout_s

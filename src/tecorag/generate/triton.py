@@ -35,7 +35,7 @@ from tritonclient.utils import InferenceServerException, triton_to_np_dtype
 from ..errors import ConfigError, LLMError
 from ..types import Message
 from .llm import (LLMRequestRejected, LLMStreamBroken, LLMTimeout, LLMUnavailable, SamplingParams, StopTextFilter,
-                  llm_error)
+                  llm_error, retry_before_first_piece)
 from .prompts import render_chat
 from .tokenizer import REPLACEMENT_CHAR, Tokenizer
 
@@ -343,24 +343,11 @@ class TritonClient:
 
     def stream_chat(self, messages: Sequence[Message], max_new_tokens: int | None = None) -> Iterator[str]:
         prompt = render_chat(messages, self.chat_template)
-        return self._stream_with_retries(prompt, max_new_tokens or self.sampling.max_new_tokens)
+        limit = max_new_tokens or self.sampling.max_new_tokens
+        return retry_before_first_piece(lambda: self._stream_once(prompt, limit), self.retries)
 
     def complete(self, messages: Sequence[Message], max_new_tokens: int | None = None) -> str:
         return "".join(self.stream_chat(messages, max_new_tokens))
-
-    def _stream_with_retries(self, prompt: str, max_new_tokens: int) -> Iterator[str]:
-        for attempt in range(self.retries + 1):
-            yielded = False
-            try:
-                for piece in self._stream_once(prompt, max_new_tokens):
-                    yielded = True
-                    yield piece
-                return
-            except (LLMUnavailable, LLMTimeout):
-                # Retry only while nothing has reached the caller: a retry after that would repeat text.
-                if yielded or attempt == self.retries:
-                    raise
-                time.sleep(min(0.25 * (attempt + 1), 2.0))
 
     def _reader(self, prompt: str, prompt_ids: list[int]) -> _IdStreamReader | _TextStreamReader:
         if self.mode == "non-ensemble":
