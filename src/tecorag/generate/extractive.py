@@ -362,7 +362,8 @@ class ExtractiveAnswerer:
         """`query_vector` is the question's embedding when the caller already has it from retrieval."""
         profile = QuestionProfile(question)
         usable = [index for index, hit in enumerate(hits[:self.max_hits])
-                  if passage_relevance(profile, hit.chunk.text) >= self.min_relevance]
+                  # The heading counts: a chunk under "监控接口 > 请求路径" may hold only the path itself.
+                  if passage_relevance(profile, f"{chunk_title(hit.chunk)}\n{hit.chunk.text}") >= self.min_relevance]
         candidates = [SentenceCandidate(index, position, sentence, chunk_title(hits[index].chunk))
                       for index in usable
                       for position, sentence in enumerate(split_sentences(hits[index].chunk.text))]
