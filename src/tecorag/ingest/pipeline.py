@@ -19,6 +19,7 @@ from ..embed.cache import CachedEmbedder
 from ..errors import LoaderError, TecoragError
 from ..store.catalog import Catalog, KnowledgeBase
 from ..store.milvus import MilvusStore
+from ..types import Chunk
 from .loaders import DocumentLoader
 from .splitter import ChineseTextSplitter
 
@@ -74,14 +75,29 @@ def documents_from_paths(paths: Iterable[str | Path]) -> list[SourceDocument]:
     return documents
 
 
+@dataclass(frozen=True)
+class _SplitFile:
+    """A document read and split, waiting for its embeddings."""
+
+    name: str
+    key: str
+    sha256: str
+    size: int
+    chunks: list[Chunk]
+
+
 class Ingestor:
+    """Reads and splits files one by one, embeds their chunks in batches across files (the embedder is several
+    times faster on a batch than on one or two texts), then stores and catalogs each file on its own."""
+
     def __init__(self, loader: DocumentLoader, splitter_settings: TextSplitterSettings, embedder: CachedEmbedder,
-                 store: MilvusStore, catalog: Catalog):
+                 store: MilvusStore, catalog: Catalog, embed_batch: int = 64):
         self.loader = loader
         self.splitter_settings = splitter_settings
         self.embedder = embedder
         self.store = store
         self.catalog = catalog
+        self.embed_batch = embed_batch
 
     def run(self, kb: KnowledgeBase, documents: list[SourceDocument], *, sync: bool = False, force: bool = False,
             splitter_settings: TextSplitterSettings | None = None,
@@ -92,10 +108,25 @@ class Ingestor:
         self.store.ensure_collection(kb.collection)
         report = IngestReport()
         total = len(documents) + (1 if sync else 0)
-        for done, document in enumerate(documents, start=1):
-            status = self._ingest_one(kb, document, splitter, force, report)
+        finished = 0
+
+        def finish(name: str, status: str) -> None:
+            nonlocal finished
+            finished += 1
             if progress:
-                progress(IngestProgress(document.name, done, total, status))
+                progress(IngestProgress(name, finished, total, status))
+
+        waiting: list[_SplitFile] = []
+        for document in documents:
+            split = self._read_and_split(kb, document, splitter, force, report)
+            if isinstance(split, str):
+                finish(document.name, split)
+                continue
+            waiting.append(split)
+            if sum(len(item.chunks) for item in waiting) >= self.embed_batch:
+                self._index(kb, waiting, report, finish)
+                waiting = []
+        self._index(kb, waiting, report, finish)
         if sync:
             wanted = {document.name for document in documents}
             for record in self.catalog.list_files(kb.name):
@@ -103,14 +134,14 @@ class Ingestor:
                     self.store.delete_file(kb.collection, record.key)
                     self.catalog.delete_file(kb.name, record.name)
                     report.removed.append(record.name)
-                    if progress:
-                        progress(IngestProgress(record.name, total, total, "removed"))
+            finish("--sync", "removed")
         report.embedded = self.embedder.misses - misses_before
         report.seconds = time.perf_counter() - started
         return report
 
-    def _ingest_one(self, kb: KnowledgeBase, document: SourceDocument, splitter: ChineseTextSplitter, force: bool,
-                    report: IngestReport) -> str:
+    def _read_and_split(self, kb: KnowledgeBase, document: SourceDocument, splitter: ChineseTextSplitter,
+                        force: bool, report: IngestReport) -> _SplitFile | str:
+        """The split file, or the status it ended with: "skipped" (unchanged) or "failed"."""
         key = file_key(kb.name, document.name)
         try:
             data = document.read()
@@ -129,14 +160,23 @@ class Ingestor:
             return self._fail(kb, document.name, key, data, str(exc), report)
         except Exception as exc:  # a parser bug on one odd file must not stop the others
             return self._fail(kb, document.name, key, data, f"{document.name}: {type(exc).__name__}: {exc}", report)
-        self.catalog.upsert_file(kb.name, document.name, key, sha256=sha256, size=len(data), status="indexing",
-                                 error=None, chunk_count=0)
-        vectors = self.embedder.embed_documents([chunk.index_text for chunk in chunks])
-        self.store.replace_file(kb.collection, key, chunks, vectors)
-        self.catalog.upsert_file(kb.name, document.name, key, status="indexed", chunk_count=len(chunks))
-        report.indexed.append(document.name)
-        report.chunks += len(chunks)
-        return "indexed"
+        return _SplitFile(document.name, key, sha256, len(data), chunks)
+
+    def _index(self, kb: KnowledgeBase, files: list[_SplitFile], report: IngestReport,
+               finish: Callable[[str, str], None]) -> None:
+        if not files:
+            return
+        vectors = self.embedder.embed_documents([chunk.index_text for item in files for chunk in item.chunks])
+        offset = 0
+        for item in files:
+            self.catalog.upsert_file(kb.name, item.name, item.key, sha256=item.sha256, size=item.size,
+                                     status="indexing", error=None, chunk_count=0)
+            self.store.replace_file(kb.collection, item.key, item.chunks, vectors[offset:offset + len(item.chunks)])
+            offset += len(item.chunks)
+            self.catalog.upsert_file(kb.name, item.name, item.key, status="indexed", chunk_count=len(item.chunks))
+            report.indexed.append(item.name)
+            report.chunks += len(item.chunks)
+            finish(item.name, "indexed")
 
     def _fail(self, kb: KnowledgeBase, name: str, key: str, data: bytes, message: str, report: IngestReport) -> str:
         self.store.delete_file(kb.collection, key)
