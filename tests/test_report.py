@@ -164,7 +164,7 @@ class NoRAG:
 
 def _app(embedder=None) -> typer.Typer:
     app = typer.Typer()
-    register(app, rag_factory=NoRAG, embedder_factory=(lambda: embedder) if embedder else None)
+    register(app, rag_factory=lambda ctx: NoRAG(), embedder_factory=(lambda ctx: embedder) if embedder else None)
     return app
 
 
