@@ -23,6 +23,7 @@ import requests
 
 from conftest import make_settings
 from server_fixtures import running_server, sse_data, wait_for_job
+from tecorag.rag import RAG
 from tecorag.server.app import create_app
 
 TRAVEL = ("# 差旅管理办法\n\n## 住宿标准\n\n员工出差住宿标准为每晚不超过五百元，超出部分由个人承担。\n\n"
@@ -548,14 +549,13 @@ def test_llm_failures_become_statuses_or_error_events(llm_api):
     assert last["code"] == 502 and last["error"] and last["result"]
 
 
-def test_readiness_reports_an_unreachable_llm(llm_api, tmp_path: Path):
+def test_readiness_reports_an_unreachable_llm(tmp_path: Path):
     from standins import closed_port
 
-    _, rag, _, _ = llm_api
     dead = f"http://127.0.0.1:{closed_port()}/v1"
     for fallback, expected_status in ((False, 503), (True, 200)):
-        settings = llm_settings(tmp_path / "unused-home", dead, fallback_to_extractive=fallback)
-        with running_server(create_app(settings, rag=rag)) as url:
+        settings = llm_settings(tmp_path / f"home-{fallback}", dead, fallback_to_extractive=fallback)
+        with RAG(settings) as rag_with_dead_llm, running_server(create_app(settings, rag=rag_with_dead_llm)) as url:
             ready = httpx.get(f"{url}/ready", timeout=30)
         body = ready.json()
         assert ready.status_code == expected_status and body["code"] == expected_status
