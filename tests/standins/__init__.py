@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import socket
+import threading
+from collections.abc import Callable, Iterable
 
 NO_ANSWER = "根据已知信息无法回答该问题"
 _FIRST_SOURCE = re.compile(r"\[1\][^\n]*\n([^\n]+)")
@@ -25,3 +27,14 @@ def closed_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def stream_concurrently(stream: Callable[[], Iterable[str]], users: int) -> list[str]:
+    """Run `users` streams at once, one thread each; their joined answers, in completion order."""
+    answers: list[str] = []
+    threads = [threading.Thread(target=lambda: answers.append("".join(stream()))) for _ in range(users)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
