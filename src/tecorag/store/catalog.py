@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, create_engine, event,
-                        select)
+                        func, select)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -153,12 +153,14 @@ class Catalog:
             raise KnowledgeBaseExists(f"knowledge base already exists: {name}") from exc
 
     def get_kb(self, name: str) -> KnowledgeBase:
+        """One indexed lookup plus one aggregate: this runs on every question, so no file rows are loaded."""
         with self._session() as session:
             row = self._kb_row(session, name)
-            files = session.scalars(select(FileRow).where(FileRow.kb_id == row.id)).all()
+            file_count, chunk_count = session.execute(
+                select(func.count(FileRow.id), func.coalesce(func.sum(FileRow.chunk_count), 0))
+                .where(FileRow.kb_id == row.id)).one()
             return KnowledgeBase(name=row.name, collection=row.collection, description=row.description,
-                                 created_at=row.created_at, file_count=len(files),
-                                 chunk_count=sum(f.chunk_count for f in files))
+                                 created_at=row.created_at, file_count=int(file_count), chunk_count=int(chunk_count))
 
     def list_kbs(self) -> list[KnowledgeBase]:
         with self._session() as session:
