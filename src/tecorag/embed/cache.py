@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,11 +17,12 @@ from .base import Embedder
 class CachedEmbedder:
     """Wraps an Embedder; document vectors are stored in a SQLite file under the data directory.
 
-    Queries are not cached (they are cheap and rarely repeat exactly).
+    Query vectors are kept in memory for the last `recent_queries` questions only: within one ask the
+    retriever and the answerer both need the question's vector, and it must be computed once.
     `misses` counts texts that actually went to the model, which tests and benchmarks read.
     """
 
-    def __init__(self, inner: Embedder, path: Path):
+    def __init__(self, inner: Embedder, path: Path, recent_queries: int = 256):
         self.inner = inner
         self.name = inner.name
         self.dimension = inner.dimension
@@ -30,6 +32,8 @@ class CachedEmbedder:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
         self._lock = threading.Lock()
+        self._recent_queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._recent_limit = recent_queries
 
     def _key(self, text: str) -> str:
         return hashlib.sha1(f"{self.name}\x00{text}".encode("utf-8")).hexdigest()
@@ -68,7 +72,16 @@ class CachedEmbedder:
         return out
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self.inner.embed_query(text)
+        with self._lock:
+            if text in self._recent_queries:
+                self._recent_queries.move_to_end(text)
+                return self._recent_queries[text]
+        vector = self.inner.embed_query(text)
+        with self._lock:
+            self._recent_queries[text] = vector
+            if len(self._recent_queries) > self._recent_limit:
+                self._recent_queries.popitem(last=False)
+        return vector
 
     def close(self) -> None:
         self._db.close()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-
 import numpy as np
 
 from ..config import RetrievalSettings
@@ -12,12 +10,6 @@ from ..embed.base import Embedder
 from ..store.milvus import MilvusStore, SearchRequest
 from ..types import Hit
 from .rerank import Reranker
-
-
-@dataclass(frozen=True)
-class RetrievalResult:
-    hits: list[Hit]
-    query_vector: np.ndarray
 
 
 class HybridRetriever:
@@ -30,7 +22,7 @@ class HybridRetriever:
 
     def retrieve(self, collection: str, question: str, top_k: int | None = None, mode: str | None = None,
                  score_threshold: float | None = None, rephrasings: Sequence[str] = (),
-                 hyde_passage: str | None = None) -> RetrievalResult:
+                 hyde_passage: str | None = None) -> list[Hit]:
         """Best hits first, one per parent chunk. Rephrasings (multi-query) and a HyDE passage, when given, are
         searched too and fused with the question's own results by reciprocal rank."""
         s = self.settings
@@ -49,7 +41,7 @@ class HybridRetriever:
         if self.reranker is not None:
             hits = self.reranker.rerank(question, hits)
         hits = [hit for hit in hits if hit.score >= threshold]
-        return RetrievalResult(hits=hits[:top_k], query_vector=query_vector)
+        return hits[:top_k]
 
     def search(self, collection: str, question: str, vector: np.ndarray, mode: str) -> list[Hit]:
         """One route (hybrid, dense or bm25) with a precomputed query vector, folded into parents, unfiltered."""
