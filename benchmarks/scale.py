@@ -289,7 +289,7 @@ def measure(rag: RAG, kb: KnowledgeBase, sample: list[CmrcQuestion], asks: list[
         return (time.perf_counter() - started) * 1000
 
     for question in sample[:WARMUP_QUERIES]:  # the first searches after a write load segments
-        rag.retriever.search(kb.collection, question.question, rag.embedder.embed_query(question.question),
+        rag.retriever.search(kb.collection, question.question, rag.embedder.inner.embed_query(question.question),
                              "hybrid")
     load_before = load_average()
     ranks: dict[str, list[int | None]] = {route: [] for route in routes}
@@ -297,7 +297,7 @@ def measure(rag: RAG, kb: KnowledgeBase, sample: list[CmrcQuestion], asks: list[
     task = progress.add_task("search", total=len(sample))
     for question in sample:
         started = time.perf_counter()
-        vector = rag.embedder.embed_query(question.question)
+        vector = rag.embedder.inner.embed_query(question.question)
         latency["query_embedding"].append(elapsed_ms(started))
         for route in routes:
             started = time.perf_counter()

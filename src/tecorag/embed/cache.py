@@ -22,7 +22,7 @@ class CachedEmbedder:
     `misses` counts texts that actually went to the model, which tests and benchmarks read.
     """
 
-    def __init__(self, inner: Embedder, path: Path, recent_queries: int = 256):
+    def __init__(self, inner: Embedder, path: Path, recent_queries: int = 64):
         self.inner = inner
         self.name = inner.name
         self.dimension = inner.dimension
