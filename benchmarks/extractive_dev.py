@@ -150,7 +150,7 @@ def candidate_table(question: str, hits: list[Hit], golds: list[str], embedder, 
     profile = extractive.QuestionProfile(question)
     candidates = [extractive.SentenceCandidate(index, position, sentence, extractive.chunk_title(hit.chunk))
                   for index, hit in enumerate(hits)
-                  for position, sentence in enumerate(extractive.split_sentences(hit.chunk.text))]
+                  for position, sentence in enumerate(extractive.answer_sentences(hit.chunk.text))]
     features = extractive.lexical_features(profile, candidates)
     vectors = embedder.embed_documents([extractive.embedding_text(c.title, c.text) for c in candidates])
     features[:, extractive.FEATURE_NAMES.index("dense")] = vectors @ query_vector

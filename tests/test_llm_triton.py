@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ import tritonclient.grpc as grpcclient
 
 from conftest import make_settings
 from standins import closed_port, stream_concurrently
+from standins.generators import QuoteTopHit
 from standins.small_tokenizers import write_hf_tokenizer_json, write_qwen_tiktoken
 from standins.triton_standin import TritonStandin
 from tecorag.config import DEFAULT_RAG_TEMPLATE, load_settings
@@ -43,13 +43,6 @@ HITS = [
 ]
 
 
-class QuoteTopHit:
-    """A minimal extractive generator: the best hit's text."""
-
-    engine = "extractive"
-
-    def stream(self, question: str, hits: Sequence[Hit], history: Sequence[Message] = ()):
-        yield hits[0].chunk.text if hits else "根据已知信息无法回答该问题"
 
 
 @pytest.fixture(scope="module")

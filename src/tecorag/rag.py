@@ -12,18 +12,21 @@ import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .config import Settings, TextSplitterSettings
 from .embed import build_embedder
+from .embed.base import Embedder
 from .embed.cache import CachedEmbedder
-from .errors import InvalidName, FileNotInKnowledgeBase
+from .errors import FileNotInKnowledgeBase, InvalidName
 from .generate.base import Generator
 from .generate.extractive import ExtractiveAnswerer
 from .generate.factory import build_generator, build_llm_client
+from .generate.llm import LLMClient
 from .ingest.loaders import DocumentLoader
 from .ingest.pipeline import IngestProgress, IngestReport, Ingestor, SourceDocument, documents_from_paths
 from .retrieve.hybrid import HybridRetriever
-from .retrieve.rerank import build_reranker
+from .retrieve.rerank import Reranker, build_reranker
 from .retrieve.transform import plan_queries
 from .store.catalog import Catalog, FileRecord, Job, KnowledgeBase
 from .store.milvus import MilvusStore
@@ -56,28 +59,95 @@ class StreamEvent:
 
 
 class RAG:
-    def __init__(self, settings: Settings):
+    """The composition root. Parts passed in are used as they are; missing ones are built from `settings` by
+    each stage's factory, lazily: `tecorag kb list` opens the catalog only, never the embedding model or Milvus.
+
+        RAG(settings)                                           # everything from settings
+        RAG(settings, embedder=HashEmbedder(), generator=g)     # tests: a stand-in embedder, a custom generator
+
+    An embedder passed in is wrapped in the persistent content-hash cache unless it is a `CachedEmbedder` already.
+    """
+
+    def __init__(self, settings: Settings, *, catalog: Catalog | None = None, embedder: Embedder | None = None,
+                 store: MilvusStore | None = None, reranker: Reranker | None = None,
+                 generator: Generator | None = None, llm_client: LLMClient | None = None,
+                 loader: DocumentLoader | None = None):
         self.settings = settings
         settings.home.mkdir(parents=True, exist_ok=True)
-        self.catalog = Catalog(settings.catalog_url)
-        self.embedder = CachedEmbedder(build_embedder(settings.embeddings), settings.home / "embeddings.sqlite")
-        vs = settings.vector_store
-        self.store = MilvusStore(settings.milvus_uri, self.embedder.dimension, user=vs.user, password=vs.password,
-                                 consistency_level=vs.consistency_level)
-        self.ingestor = Ingestor(DocumentLoader(), settings.text_splitter, self.embedder, self.store, self.catalog)
-        self.retriever = HybridRetriever(self.store, self.embedder, settings.retrieval,
-                                         build_reranker(settings.reranker))
-        answerer = settings.extractive
-        self.extractive = ExtractiveAnswerer(embedder=self.embedder, dense_candidates=answerer.dense_candidates,
-                                             max_chars=answerer.max_chars, min_relevance=answerer.min_relevance)
-        self.llm_client = build_llm_client(settings)
-        self.generator: Generator = build_generator(settings, self.extractive, client=self.llm_client)
+        self.catalog = catalog if catalog is not None else Catalog(settings.catalog_url)
+        given = {"embedder": embedder, "store": store, "reranker": reranker, "generator": generator,
+                 "llm_client": llm_client, "loader": loader}
+        self._parts: dict[str, Any] = {name: part for name, part in given.items() if part is not None}
+        self._build_lock = threading.RLock()
         self._kb_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
+    # -- parts, built on first use ----------------------------------------------------------------------
+
+    def _part(self, name: str, build: Callable[[], Any]) -> Any:
+        """The part called `name`: the one given to the constructor, else built now, once (a build may return
+        None, e.g. no reranker, and that is kept too)."""
+        with self._build_lock:
+            if name not in self._parts:
+                self._parts[name] = build()
+            return self._parts[name]
+
+    @property
+    def embedder(self) -> CachedEmbedder:
+        def build() -> CachedEmbedder:
+            return CachedEmbedder(build_embedder(self.settings.embeddings), self.settings.home / "embeddings.sqlite")
+
+        with self._build_lock:
+            embedder = self._part("embedder", build)
+            if not isinstance(embedder, CachedEmbedder):
+                embedder = self._parts["embedder"] = CachedEmbedder(embedder, self.settings.home / "embeddings.sqlite")
+            return embedder
+
+    @property
+    def store(self) -> MilvusStore:
+        vs = self.settings.vector_store
+        return self._part("store", lambda: MilvusStore(self.settings.milvus_uri, self.embedder.dimension,
+                                                       user=vs.user, password=vs.password,
+                                                       consistency_level=vs.consistency_level))
+
+    @property
+    def loader(self) -> DocumentLoader:
+        return self._part("loader", DocumentLoader)
+
+    @property
+    def ingestor(self) -> Ingestor:
+        return self._part("ingestor", lambda: Ingestor(self.loader, self.settings.text_splitter, self.embedder,
+                                                       self.store, self.catalog))
+
+    @property
+    def reranker(self) -> Reranker | None:
+        return self._part("reranker", lambda: build_reranker(self.settings.reranker))
+
+    @property
+    def retriever(self) -> HybridRetriever:
+        return self._part("retriever", lambda: HybridRetriever(self.store, self.embedder, self.settings.retrieval,
+                                                               self.reranker))
+
+    @property
+    def extractive(self) -> ExtractiveAnswerer:
+        return self._part("extractive", lambda: ExtractiveAnswerer.from_settings(self.settings.extractive,
+                                                                                 self.embedder))
+
+    @property
+    def llm_client(self) -> LLMClient | None:
+        return self._part("llm_client", lambda: build_llm_client(self.settings))
+
+    @property
+    def generator(self) -> Generator:
+        return self._part("generator", lambda: build_generator(self.settings, self.extractive,
+                                                               client=self.llm_client))
+
     def close(self) -> None:
-        self.store.close()
-        self.embedder.close()
+        """Close what was opened: a part never used was never built."""
+        for name in ("store", "embedder"):
+            part = self._parts.get(name)
+            if part is not None:
+                part.close()
         self.catalog.close()
 
     def __enter__(self) -> RAG:
@@ -194,9 +264,8 @@ class RAG:
         timings["generate"] = (time.perf_counter() - generate_started) * 1000
         timings["total"] = (time.perf_counter() - started) * 1000
         text = "".join(pieces)
-        answer = Answer(question=question, text=text, citations=cite(hits), hits=hits,
-                        timings_ms=timings, engine=getattr(stream, "engine", self.generator.engine),
-                        notice=stream.notice.message if getattr(stream, "notice", None) else None)
+        answer = Answer(question=question, text=text, citations=cite(hits), hits=hits, timings_ms=timings,
+                        engine=stream.engine, notice=stream.notice.message if stream.notice else None)
         yield StreamEvent(kind="done", answer=answer)
 
     def _kb_lock(self, name: str) -> threading.Lock:

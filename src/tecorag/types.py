@@ -3,6 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class FileStatus(StrEnum):
+    """Where a file stands. The catalog keeps pending, indexing, indexed or failed; an ingestion run or job also
+    reports a file as skipped (unchanged, nothing embedded) or removed (gone from the folder with --sync)."""
+
+    PENDING = "pending"
+    INDEXING = "indexing"
+    INDEXED = "indexed"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    REMOVED = "removed"
 
 
 @dataclass(frozen=True)

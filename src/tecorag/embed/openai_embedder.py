@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+from openai import OpenAI
 
-from ..errors import EmbeddingError
+from ..errors import ConfigError, EmbeddingError
 from .base import normalise
+
+if TYPE_CHECKING:
+    from ..config import EmbeddingsSettings
 
 
 class OpenAIEmbedder:
     def __init__(self, base_url: str, model: str, api_key: str | None = None, dimensions: int | None = None,
                  batch_size: int = 16, timeout_s: float = 60.0, send_input_type: bool = False):
-        from openai import OpenAI
-
         self._client = OpenAI(base_url=base_url, api_key=api_key or "EMPTY", timeout=timeout_s, max_retries=2)
         self.base_url = base_url
         self.model = model
@@ -38,3 +41,11 @@ class OpenAIEmbedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         return self._embed([text], input_type="query")[0]
+
+
+def from_settings(settings: EmbeddingsSettings) -> OpenAIEmbedder:
+    if not settings.url:
+        raise ConfigError("embeddings.url (APP_EMBEDDINGS_URL) is required for the openai embedding engine")
+    return OpenAIEmbedder(settings.url, settings.model_name_or_path, api_key=settings.api_key,
+                          dimensions=settings.dimensions, batch_size=settings.batch_size,
+                          send_input_type=settings.send_input_type)

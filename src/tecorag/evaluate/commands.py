@@ -9,20 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from ..embed.base import Embedder
-from ..errors import InputError, TecoragError
-from .metrics import EvalResult, evaluate
-from .predict import Answerer, predict, read_gold, read_predictions, read_questions
-from .report import compare, format_comparison, write_comparison, write_report
+from ..errors import InputError
 
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=1)
+if TYPE_CHECKING:   # numpy, matplotlib and the pipeline load when a command runs, not for `tecorag --help`
+    from ..embed.base import Embedder
+    from .metrics import EvalResult
+    from .predict import Answerer
 
 
 def format_summary(summary: dict) -> str:
@@ -43,7 +39,7 @@ def format_summary(summary: dict) -> str:
 
 def register(app: typer.Typer, rag_factory: Callable[[typer.Context], Answerer],
              embedder_factory: Callable[[typer.Context], Embedder] | None = None) -> None:
-    """Add `predict` and `eval` to `app`. `rag_factory(ctx)` builds the RAG facade (only when a command needs it);
+    """Add `predict` and `eval` to `app` (whose group turns TecoragError and OSError into clean messages). `rag_factory(ctx)` builds the RAG facade (only when a command needs it);
     `embedder_factory(ctx)` builds the configured embedder for semantic similarity (skipped when None)."""
 
     @app.command("predict")
@@ -59,14 +55,11 @@ def register(app: typer.Typer, rag_factory: Callable[[typer.Context], Answerer],
         progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
     ) -> None:
         """Answer a question file in batch into predict.json (same order and ids)."""
-        try:
-            parsed = read_questions(questions)
-            records = predict(rag_factory(ctx), kb, parsed, output, concurrency=concurrency, resume=resume,
-                              with_contexts=with_contexts, progress=progress)
-        except TecoragError as exc:
-            raise _fail(str(exc)) from None
-        except OSError as exc:
-            raise _fail(f"{exc.filename or output}: {exc.strerror}") from None
+        from .predict import predict, read_questions
+
+        parsed = read_questions(questions)
+        records = predict(rag_factory(ctx), kb, parsed, output, concurrency=concurrency, resume=resume,
+                          with_contexts=with_contexts, progress=progress)
         typer.echo(f"wrote {len(records)} answers to {output}")
 
     @app.command("eval")
@@ -83,26 +76,25 @@ def register(app: typer.Typer, rag_factory: Callable[[typer.Context], Answerer],
                                       help="semantic similarity with the configured embedder"),
     ) -> None:
         """Score predictions against gold answers (CMRC F1/EM, containment, ROUGE-L, semantic, hit@k/MRR)."""
-        try:
-            if (prediction is None) == (compare_files is None):
-                raise InputError("give either one PREDICT.json or --compare A.json B.json")
-            gold_answers = read_gold(gold)
-            embedder = embedder_factory(ctx) if semantic and embedder_factory is not None else None
-            if compare_files is None:
-                result = evaluate(read_predictions(prediction), gold_answers, embedder)
-                typer.echo(format_summary(result.summary))
-                if report is not None:
-                    files = write_report(result, report, sources={"predictions": str(prediction),
-                                                                  "gold": str(gold)})
-                    typer.echo(f"report: {files.html}")
-                return
-            results: list[EvalResult] = [evaluate(read_predictions(path), gold_answers, embedder)
-                                         for path in compare_files]
-            comparison = compare(results[0], results[1], names=(str(compare_files[0]), str(compare_files[1])))
-            typer.echo(format_comparison(comparison))
+        from .metrics import evaluate
+        from .predict import read_gold, read_predictions
+        from .report import compare, format_comparison, write_comparison, write_report
+
+        if (prediction is None) == (compare_files is None):
+            raise InputError("give either one PREDICT.json or --compare A.json B.json")
+        gold_answers = read_gold(gold)
+        embedder = embedder_factory(ctx) if semantic and embedder_factory is not None else None
+        if compare_files is None:
+            result = evaluate(read_predictions(prediction), gold_answers, embedder)
+            typer.echo(format_summary(result.summary))
             if report is not None:
-                typer.echo(f"report: {write_comparison(comparison, report)}")
-        except TecoragError as exc:
-            raise _fail(str(exc)) from None
-        except OSError as exc:
-            raise _fail(f"{exc.filename or report}: {exc.strerror}") from None
+                files = write_report(result, report, sources={"predictions": str(prediction),
+                                                              "gold": str(gold)})
+                typer.echo(f"report: {files.html}")
+            return
+        results: list[EvalResult] = [evaluate(read_predictions(path), gold_answers, embedder)
+                                     for path in compare_files]
+        comparison = compare(results[0], results[1], names=(str(compare_files[0]), str(compare_files[1])))
+        typer.echo(format_comparison(comparison))
+        if report is not None:
+            typer.echo(f"report: {write_comparison(comparison, report)}")

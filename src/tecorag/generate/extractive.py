@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
+from .. import quiet
+from ..config import ExtractiveSettings
 from ..embed.base import Embedder
 from ..types import NO_ANSWER, Chunk, Hit, Message
+from .base import GenerationStream
 
 SENTENCE = re.compile(r"[^。！？!?；;\n]*(?:[。！？!?；;\n]+[”’」』）)\"']*|$)")
 CLAUSE_END = re.compile(r"[，,、：:。！？!?；;]")
@@ -68,7 +71,7 @@ class SentenceCandidate:
     title: str                 # of the hit: its heading path or file name
 
 
-def split_sentences(text: str) -> list[str]:
+def answer_sentences(text: str) -> list[str]:
     """Sentences ending at 。！？；, newline (with closing quotes kept); empty pieces dropped."""
     return [match.group(0) for match in SENTENCE.finditer(text) if match.group(0).strip()]
 
@@ -94,7 +97,7 @@ def sentence_texts(chunk: Chunk) -> list[str]:
     """The embedding_text of every sentence of a chunk: ingestion can embed these through the same
     CachedEmbedder, so that at question time every sentence vector is already in the cache."""
     title = chunk_title(chunk)
-    return [embedding_text(title, sentence) for sentence in split_sentences(chunk.text)]
+    return [embedding_text(title, sentence) for sentence in answer_sentences(chunk.text)]
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,7 @@ class QuestionProfile:
     @cached_property
     def words(self) -> tuple[tuple[str, float], ...]:
         """jieba words of the question with their jieba IDF, question words and stop words left out."""
+        jieba = quiet.jieba()
         import jieba.analyse
 
         tfidf = jieba.analyse.default_tfidf
@@ -333,6 +337,9 @@ LEXICAL_WEIGHTS = (5.65, -0.95, 1.02, 2.02, 0.98, 1.88, 1.3, -0.64, 0.28, 2.12, 
 DENSE_WEIGHTS = (4.03, -0.56, 0.42, 0.67, 0.43, 1.78, 1.17, -0.74, 1.07, 1.59, 2.65, 1.61, 0.2, 1.01, 0.81, 109.83)
 
 
+_DEFAULTS = ExtractiveSettings()   # defaults live in the settings, once
+
+
 class ExtractiveAnswerer:
     """Answers with the best sentence of the top `max_hits` hits.
 
@@ -349,8 +356,9 @@ class ExtractiveAnswerer:
 
     engine = "extractive"
 
-    def __init__(self, embedder: Embedder | None = None, max_chars: int = 80, min_relevance: float = 0.25,
-                 max_hits: int = 3, dense_candidates: int = 2, join_below: int = 40):
+    def __init__(self, embedder: Embedder | None = None, max_chars: int = _DEFAULTS.max_chars,
+                 min_relevance: float = _DEFAULTS.min_relevance, max_hits: int = 3,
+                 dense_candidates: int = _DEFAULTS.dense_candidates, join_below: int = 40):
         self.embedder = embedder
         self.max_chars = max_chars
         self.min_relevance = min_relevance
@@ -366,7 +374,7 @@ class ExtractiveAnswerer:
                   if passage_relevance(profile, f"{chunk_title(hit.chunk)}\n{hit.chunk.text}") >= self.min_relevance]
         candidates = [SentenceCandidate(index, position, sentence, chunk_title(hits[index].chunk))
                       for index in usable
-                      for position, sentence in enumerate(split_sentences(hits[index].chunk.text))]
+                      for position, sentence in enumerate(answer_sentences(hits[index].chunk.text))]
         if not candidates:
             return ExtractedAnswer(NO_ANSWER, None, 0.0)
         features = lexical_features(profile, candidates)
@@ -382,8 +390,13 @@ class ExtractiveAnswerer:
         text = self._compose(profile, candidates, lexical_scores, chosen)
         return ExtractedAnswer(text, candidates[chosen].hit_index, float(probabilities[chosen]))
 
-    def stream(self, question: str, hits: Sequence[Hit], history: Sequence[Message] = ()) -> Iterator[str]:
-        yield self.answer(question, hits).text
+    @classmethod
+    def from_settings(cls, settings: ExtractiveSettings, embedder: Embedder | None = None) -> ExtractiveAnswerer:
+        return cls(embedder=embedder, dense_candidates=settings.dense_candidates, max_chars=settings.max_chars,
+                   min_relevance=settings.min_relevance)
+
+    def stream(self, question: str, hits: Sequence[Hit], history: Sequence[Message] = ()) -> GenerationStream:
+        return GenerationStream(pieces=iter([self.answer(question, hits).text]), engine=self.engine)
 
     def _rescore_dense(self, query_vector: np.ndarray, candidates: Sequence[SentenceCandidate],
                        features: np.ndarray, lexical_scores: np.ndarray) -> np.ndarray:

@@ -1,6 +1,8 @@
 """One factory for the generation stage: `llm.model_engine` picks where answers come from.
 
-- `none`: the extractive generator given by the caller;
+`LLM_ENGINES` maps an engine name to a builder `from_settings(LLMSettings, tokenizer) -> LLMClient`, imported
+only when that engine is used (tritonclient and openai are extras):
+- `none`: no LLM; the extractive generator given by the caller answers;
 - `teco`: Triton + TecoInferenceEngine (`TritonClient`);
 - `nvidia` / `openai`: an OpenAI-compatible server (`OpenAICompatClient`).
 
@@ -10,49 +12,43 @@ still gives the extractive answer, with a notice on the returned stream (`Genera
 
 from __future__ import annotations
 
-from ..config import Settings
-from ..errors import ConfigError
+from typing import TYPE_CHECKING
+
+from ..registry import Registry
 from .base import Generator
-from .llm import FallbackGenerator, LLMClient, LLMGenerator, SamplingParams
-from .openai_compat import OpenAICompatClient, base_url_for
-from .prompts import RagPrompt, TokenCounter
-from .tokenizer import Tokenizer, estimate_tokens, load_tokenizer
-from .triton import TritonClient, TritonTensorNames
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from .llm import LLMClient
+    from .prompts import RagPrompt
+    from .tokenizer import Tokenizer
+
+NO_LLM = "none"
+LLM_ENGINES = Registry("LLM engine", entry_point_group="tecorag.llm_engines")
+LLM_ENGINES.register(NO_LLM, lambda llm, tokenizer=None: None)
+LLM_ENGINES.register("teco", f"{__package__}.triton:from_settings", extra="triton")
+LLM_ENGINES.register("nvidia", f"{__package__}.openai_compat:nvidia_from_settings", extra="openai")
+LLM_ENGINES.register("openai", f"{__package__}.openai_compat:openai_from_settings", extra="openai")
 
 
 def build_tokenizer(settings: Settings) -> Tokenizer | None:
     """The model's tokenizer when `llm.tokenizer_path` is set, else None."""
+    from .tokenizer import load_tokenizer
+
     path = settings.llm.tokenizer_path
     return load_tokenizer(path) if path else None
 
 
 def build_llm_client(settings: Settings, tokenizer: Tokenizer | None = None) -> LLMClient | None:
     """The configured LLM client, or None for engine `none`. Nothing is contacted here."""
-    llm = settings.llm
-    sampling = SamplingParams.from_settings(llm)
-    if llm.model_engine == "none":
-        return None
-    if llm.model_engine == "teco":
-        if llm.grpc_port is None:
-            raise ConfigError("llm engine 'teco' needs llm.grpc_port (APP_LLM_GRPC_PORT), e.g. 8001")
-        if tokenizer is None and llm.triton_mode == "non-ensemble":
-            tokenizer = build_tokenizer(settings)
-        return TritonClient(
-            llm.ip, llm.grpc_port, llm.model_name, model_version=llm.model_version, mode=llm.triton_mode,
-            tokenizer=tokenizer, sampling=sampling, chat_template=llm.chat_template,
-            first_token_timeout_s=llm.first_token_timeout_s, timeout_s=llm.timeout_s, retries=llm.retries,
-            tensor_names=TritonTensorNames.with_overrides(llm.triton_tensor_names),
-            cumulative_output=llm.triton_cumulative_output,
-        )
-    return OpenAICompatClient(
-        llm.model_engine, base_url_for(llm.model_engine, llm.url, llm.ip, llm.port), llm.model_name,
-        api_key=llm.api_key, sampling=sampling, first_token_timeout_s=llm.first_token_timeout_s,
-        timeout_s=llm.timeout_s, retries=llm.retries,
-    )
+    return LLM_ENGINES.build(settings.llm.model_engine, settings.llm, tokenizer)
 
 
 def build_rag_prompt(settings: Settings, tokenizer: Tokenizer | None = None) -> RagPrompt:
-    count_tokens: TokenCounter = tokenizer.count if tokenizer is not None else estimate_tokens
+    from .prompts import RagPrompt
+    from .tokenizer import estimate_tokens
+
+    count_tokens = tokenizer.count if tokenizer is not None else estimate_tokens
     return RagPrompt(template=settings.prompts.rag_template, system_prompt=settings.llm.system_prompt,
                      context_token_budget=settings.llm.context_token_budget, count_tokens=count_tokens)
 
@@ -61,7 +57,9 @@ def build_generator(settings: Settings, extractive: Generator, client: LLMClient
     """The generator for `llm.model_engine`: the given extractive one for `none`, else an LLM generator
     (wrapped with the extractive fallback when `llm.fallback_to_extractive`). Pass `client` to reuse one
     already built (e.g. the one used for query transforms)."""
-    if settings.llm.model_engine == "none":
+    from .llm import FallbackGenerator, LLMGenerator
+
+    if settings.llm.model_engine == NO_LLM:
         return extractive
     tokenizer = build_tokenizer(settings)
     if client is None:

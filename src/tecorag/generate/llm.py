@@ -1,22 +1,20 @@
 """LLM-backed generation: the LLMClient protocol every engine implements, the RAG generator on top of it,
 and the wrapper that falls back to the extractive answer when the LLM fails.
 
-A generator's `stream()` returns a `GenerationStream`: an iterator of text pieces that also tells, once
-iterated, which engine produced the text and whether a fallback happened (`notice`). Each call gets its
-own stream object, so concurrent users never share that state.
+Every generator's `stream()` returns a `GenerationStream` (generate/base.py).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..config import LLMSettings
 from ..errors import LLMError
 from ..types import Hit, Message
-from .base import Generator
+from .base import FallbackNotice, GenerationStream, Generator
 from .prompts import RagPrompt
 
 
@@ -41,17 +39,20 @@ def llm_error(kind: type[LLMError], engine: str, address: str, detail: str) -> L
     return kind(f"LLM engine '{engine}' at {address}: {detail}")
 
 
+_DEFAULTS = LLMSettings()   # sampling defaults live in the settings, once
+
+
 @dataclass(frozen=True)
 class SamplingParams:
-    max_new_tokens: int = 1024
-    top_k: int = 1
-    top_p: float = 0.0
-    temperature: float = 1.0
-    repetition_penalty: float = 1.0
-    len_penalty: float = 1.0
-    start_id: int = 1
-    end_id: int = 151643
-    stop_words: tuple[str, ...] = ("<|im_end|>",)
+    max_new_tokens: int = _DEFAULTS.max_new_tokens
+    top_k: int = _DEFAULTS.top_k
+    top_p: float = _DEFAULTS.top_p
+    temperature: float = _DEFAULTS.temperature
+    repetition_penalty: float = _DEFAULTS.repetition_penalty
+    len_penalty: float = _DEFAULTS.len_penalty
+    start_id: int = _DEFAULTS.start_id
+    end_id: int = _DEFAULTS.end_id
+    stop_words: tuple[str, ...] = tuple(_DEFAULTS.stop_words)
 
     @classmethod
     def from_settings(cls, llm: LLMSettings) -> SamplingParams:
@@ -127,24 +128,6 @@ class StopTextFilter:
         return rest
 
 
-@dataclass(frozen=True)
-class FallbackNotice:
-    """Why the answer came from the extractive generator instead of the LLM."""
-
-    reason: str            # "unavailable", "timeout", "broken" or "rejected"
-    engine: str
-    address: str
-    error: str
-    partial_chars: int     # LLM text already streamed before the failure (0: nothing was shown)
-
-    @property
-    def message(self) -> str:
-        if self.partial_chars:
-            return (f"LLM ({self.engine} at {self.address}) failed mid-answer ({self.reason}); "
-                    f"the extractive answer follows the partial text")
-        return f"LLM ({self.engine} at {self.address}) {self.reason}; extractive answer shown"
-
-
 _REASONS: dict[type[LLMError], str] = {
     LLMUnavailable: "unavailable", LLMTimeout: "timeout", LLMStreamBroken: "broken", LLMRequestRejected: "rejected",
 }
@@ -152,28 +135,6 @@ _REASONS: dict[type[LLMError], str] = {
 
 def failure_reason(error: LLMError) -> str:
     return next((reason for kind, reason in _REASONS.items() if isinstance(error, kind)), "failed")
-
-
-@dataclass
-class GenerationStream:
-    """Iterator of answer pieces. After iteration, `engine` is the engine that produced the (final part
-    of the) text and `notice` is set when the extractive fallback was used."""
-
-    pieces: Iterator[str]
-    engine: str
-    notice: FallbackNotice | None = None
-    context_hits: list[Hit] = field(default_factory=list)   # hits given to the LLM as [1], [2], ...
-
-    def __iter__(self) -> GenerationStream:
-        return self
-
-    def __next__(self) -> str:
-        return next(self.pieces)
-
-    def close(self) -> None:
-        close = getattr(self.pieces, "close", None)
-        if close is not None:
-            close()
 
 
 class LLMGenerator:
@@ -225,7 +186,7 @@ class FallbackGenerator:
                                            address=client.address, error=str(error), partial_chars=streamed_chars)
         finally:
             primary_stream.close()
-        result.engine = getattr(self.fallback, "engine", "extractive")
+        result.engine = self.fallback.engine
         if streamed_chars:
             yield "\n\n"
         yield from self.fallback.stream(question, hits, history)

@@ -12,29 +12,32 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import openai
 
+from ..config import LLMSettings
 from ..errors import ConfigError, LLMError
 from ..types import Message
 from .llm import (LLMRequestRejected, LLMStreamBroken, LLMTimeout, LLMUnavailable, SamplingParams, StopTextFilter,
                   llm_error, retry_before_first_piece)
 
-ENGINES = ("nvidia", "openai")
+if TYPE_CHECKING:
+    from .tokenizer import Tokenizer
+
 OPENAI_API_URL = "https://api.openai.com/v1"
 PLACEHOLDER_API_KEY = "EMPTY"      # vLLM and most self-hosted servers accept any key unless started with one
 
 
-def base_url_for(engine: str, url: str | None, ip: str, port: int | None) -> str:
-    """`llm.url` if set; else http://{ip}:{port}/v1; `openai` without either means OpenAI's own API."""
+def base_url_for(engine: str, url: str | None, ip: str, port: int | None, default_url: str | None = None) -> str:
+    """`llm.url` if set; else http://{ip}:{port}/v1; else the engine's default (OpenAI's own API for `openai`)."""
     if url:
         return url.rstrip("/")
     if port:
         return f"http://{ip}:{port}/v1"
-    if engine == "openai":
-        return OPENAI_API_URL
+    if default_url:
+        return default_url
     raise ConfigError(f"llm engine '{engine}' needs llm.url (APP_LLM_URL) or llm.port (APP_LLM_PORT)")
 
 
@@ -43,10 +46,8 @@ class OpenAICompatClient:
     is shared by all threads; each request is its own HTTP stream, so users do not wait for each other."""
 
     def __init__(self, engine: str, base_url: str, model_name: str, *, api_key: str | None = None,
-                 sampling: SamplingParams = SamplingParams(), first_token_timeout_s: float = 30.0,
-                 timeout_s: float = 60.0, retries: int = 1):
-        if engine not in ENGINES:
-            raise ConfigError(f"OpenAI-compatible engine must be one of {ENGINES}, not {engine!r}")
+                 sampling: SamplingParams | None = None, first_token_timeout_s: float = 30.0,
+                 timeout_s: float = 60.0, retries: int = 1, server_sampling_fields: bool = True):
         key = api_key or os.environ.get("OPENAI_API_KEY")
         if not key:
             if base_url == OPENAI_API_URL:
@@ -55,7 +56,9 @@ class OpenAICompatClient:
         self.engine = engine
         self.address = base_url
         self.model_name = model_name
-        self.sampling = sampling
+        self.sampling = sampling or SamplingParams()
+        # vLLM-style servers take top_k and repetition_penalty as extra body fields; OpenAI itself rejects them.
+        self.server_sampling_fields = server_sampling_fields
         self.first_token_timeout_s = first_token_timeout_s
         self.timeout_s = timeout_s
         self.retries = max(0, retries)
@@ -92,7 +95,7 @@ class OpenAICompatClient:
             options["stop"] = stop
         if sampling.top_p > 0:
             options["top_p"] = sampling.top_p
-        if self.engine == "nvidia":
+        if self.server_sampling_fields:
             options["temperature"] = sampling.temperature
             extra: dict[str, Any] = {"repetition_penalty": sampling.repetition_penalty}
             if sampling.top_k > 0:
@@ -148,3 +151,21 @@ class OpenAICompatClient:
             raise self._classify(exc, started=yielded) from exc
         finally:
             stream.close()
+
+
+def _from_settings(engine: str, llm: LLMSettings, default_url: str | None, server_sampling_fields: bool
+                   ) -> OpenAICompatClient:
+    return OpenAICompatClient(
+        engine, base_url_for(engine, llm.url, llm.ip, llm.port, default_url), llm.model_name, api_key=llm.api_key,
+        sampling=SamplingParams.from_settings(llm), first_token_timeout_s=llm.first_token_timeout_s,
+        timeout_s=llm.timeout_s, retries=llm.retries, server_sampling_fields=server_sampling_fields)
+
+
+def nvidia_from_settings(llm: LLMSettings, tokenizer: Tokenizer | None = None) -> OpenAICompatClient:
+    """Engine `nvidia`: a self-hosted OpenAI-compatible server (vLLM, NIM) at llm.url or llm.ip:llm.port."""
+    return _from_settings("nvidia", llm, default_url=None, server_sampling_fields=True)
+
+
+def openai_from_settings(llm: LLMSettings, tokenizer: Tokenizer | None = None) -> OpenAICompatClient:
+    """Engine `openai`: OpenAI's own API unless llm.url or llm.port says otherwise; greedy = temperature 0."""
+    return _from_settings("openai", llm, default_url=OPENAI_API_URL, server_sampling_fields=False)

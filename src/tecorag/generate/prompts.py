@@ -92,10 +92,17 @@ def pack_context(hits: Sequence[Hit], token_budget: int, count_tokens: TokenCoun
     return PackedContext(text=SOURCE_SEPARATOR.join(parts), hits=used, tokens=used_tokens, truncated=truncated)
 
 
+def check_template(template: str) -> None:
+    """A RAG template must hold both placeholders: without {context} the LLM never sees the sources, without
+    {query} it never sees the question."""
+    missing = [field for field in (CONTEXT_FIELD, QUERY_FIELD) if field not in template]
+    if missing:
+        raise ConfigError(f"prompts.rag_template (APP_PROMPTS_RAG_TEMPLATE) must contain {' and '.join(missing)}")
+
+
 def render_rag_prompt(template: str, context: str, query: str) -> str:
-    """Fill the RAG template. `{query}` is required; a template without `{context}` gets none."""
-    if QUERY_FIELD not in template:
-        raise ConfigError("prompts.rag_template must contain {query} (and normally {context})")
+    """Fill the RAG template (checked by `check_template` when the settings were loaded)."""
+    check_template(template)
     # Substitute the query last so a question that happens to contain "{context}" stays literal.
     return template.replace(CONTEXT_FIELD, context or NO_CONTEXT_TEXT).replace(QUERY_FIELD, query)
 

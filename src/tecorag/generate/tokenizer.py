@@ -17,12 +17,13 @@ import math
 import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Protocol
-
-import tiktoken
-import tokenizers
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:   # both are imported when a tokenizer is loaded: the `triton` extra brings them
+    import tiktoken
+    import tokenizers
 
 QWEN_TIKTOKEN_FILE = "qwen.tiktoken"
 HF_TOKENIZER_FILE = "tokenizer.json"
@@ -186,6 +187,7 @@ def read_tiktoken_ranks(path: Path) -> dict[bytes, int]:
 
 
 def load_qwen_tiktoken(path: Path) -> TiktokenTokenizer:
+    tiktoken = _import_tokenizer_library("tiktoken")
     ranks = read_tiktoken_ranks(path)
     special_tokens = {token: QWEN_SPECIAL_START_ID + i for i, token in enumerate(QWEN_SPECIAL_TOKENS)}
     encoding = tiktoken.Encoding(
@@ -205,13 +207,25 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
             return load_qwen_tiktoken(candidate)
         if candidate.suffix == ".json":
             try:
-                return HFTokenizer(tokenizers.Tokenizer.from_file(str(candidate)), name=str(candidate))
+                library = _import_tokenizer_library("tokenizers")
+                return HFTokenizer(library.Tokenizer.from_file(str(candidate)), name=str(candidate))
+            except ConfigError:
+                raise
             except Exception as exc:  # the tokenizers library raises plain Exception on bad files
                 raise ConfigError(f"{candidate}: not a valid tokenizer.json: {exc}") from exc
     raise ConfigError(
         f"no tokenizer found at {path}: expected a model directory with {QWEN_TIKTOKEN_FILE} "
         f"or {HF_TOKENIZER_FILE} (set llm.tokenizer_path / APP_LLM_TOKENIZER_PATH)"
     )
+
+
+def _import_tokenizer_library(name: str):
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError as error:
+        raise ConfigError(f"loading the model's tokenizer needs {name}: pip install 'tecorag[triton]'") from error
 
 
 def _is_cjk(char: str) -> bool:

@@ -32,12 +32,13 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException, triton_to_np_dtype
 
+from ..config import LLMSettings
 from ..errors import ConfigError, LLMError
 from ..types import Message
 from .llm import (LLMRequestRejected, LLMStreamBroken, LLMTimeout, LLMUnavailable, SamplingParams, StopTextFilter,
                   llm_error, retry_before_first_piece)
 from .prompts import render_chat
-from .tokenizer import REPLACEMENT_CHAR, Tokenizer
+from .tokenizer import REPLACEMENT_CHAR, Tokenizer, load_tokenizer
 
 ENGINE = "teco"
 MODES = ("non-ensemble", "ensemble")
@@ -213,7 +214,7 @@ class TritonClient:
 
     def __init__(self, host: str, port: int, model_name: str, *, model_version: str = "",
                  mode: str = "non-ensemble", tokenizer: Tokenizer | None = None,
-                 sampling: SamplingParams = SamplingParams(), chat_template: str = "qwen",
+                 sampling: SamplingParams | None = None, chat_template: str = "qwen",
                  first_token_timeout_s: float = 30.0, timeout_s: float = 60.0, retries: int = 1,
                  tensor_names: TritonTensorNames = TritonTensorNames(), cumulative_output: bool = True):
         if mode not in MODES:
@@ -226,7 +227,7 @@ class TritonClient:
         self.model_version = model_version or ""
         self.mode = mode
         self.tokenizer = tokenizer
-        self.sampling = sampling
+        self.sampling = sampling or SamplingParams()
         self.chat_template = chat_template
         self.first_token_timeout_s = first_token_timeout_s
         self.timeout_s = timeout_s
@@ -402,3 +403,18 @@ class TritonClient:
         tail = reader.finish()
         if tail:
             yield tail
+
+
+def from_settings(llm: LLMSettings, tokenizer: Tokenizer | None = None) -> TritonClient:
+    """Engine `teco`. Non-ensemble mode needs the model's tokenizer: the one given, else llm.tokenizer_path."""
+    if llm.grpc_port is None:
+        raise ConfigError("llm engine 'teco' needs llm.grpc_port (APP_LLM_GRPC_PORT), e.g. 8001")
+    if tokenizer is None and llm.triton_mode == "non-ensemble" and llm.tokenizer_path:
+        tokenizer = load_tokenizer(llm.tokenizer_path)
+    return TritonClient(
+        llm.ip, llm.grpc_port, llm.model_name, model_version=llm.model_version, mode=llm.triton_mode,
+        tokenizer=tokenizer, sampling=SamplingParams.from_settings(llm), chat_template=llm.chat_template,
+        first_token_timeout_s=llm.first_token_timeout_s, timeout_s=llm.timeout_s, retries=llm.retries,
+        tensor_names=TritonTensorNames.with_overrides(llm.triton_tensor_names),
+        cumulative_output=llm.triton_cumulative_output,
+    )

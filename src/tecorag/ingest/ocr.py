@@ -1,5 +1,6 @@
-"""Optical character recognition for scanned pages and images (RapidOCR, Chinese + English models
-shipped inside the rapidocr-onnxruntime wheel: nothing is downloaded)."""
+"""Optical character recognition for scanned pages and images (RapidOCR 3 on onnxruntime, with the PP-OCR
+Chinese + English detection, classification and recognition models shipped inside the rapidocr wheel: nothing
+is downloaded, which a test checks with the network switched off)."""
 
 from __future__ import annotations
 
@@ -57,12 +58,17 @@ class OcrEngine:
         rgb = _to_rgb(image)
         with self._lock:
             if self._rapidocr is None:
-                from rapidocr_onnxruntime import RapidOCR  # heavy import: only when OCR is needed
+                from rapidocr import RapidOCR  # heavy import: only when OCR is needed
 
-                self._rapidocr = RapidOCR(text_score=self._min_score)
-            result, _elapsed = self._rapidocr(rgb)
+                # log level "error": RapidOCR logs every model path at INFO on each start
+                self._rapidocr = RapidOCR(params={"Global.text_score": self._min_score,
+                                                  "Global.log_level": "error"})
+            import numpy as np
+
+            result = self._rapidocr(np.asarray(rgb))
         boxes = []
-        for corners, text, score in result or []:
+        for corners, text, score in zip(result.boxes if result.boxes is not None else [], result.txts or (),
+                                        result.scores or ()):
             if float(score) < self._min_score or not text.strip():
                 continue
             xs = [point[0] for point in corners]

@@ -19,13 +19,9 @@ from ..embed.cache import CachedEmbedder
 from ..errors import LoaderError, TecoragError
 from ..store.catalog import Catalog, KnowledgeBase
 from ..store.milvus import MilvusStore
-from ..types import Chunk
+from ..types import Chunk, FileStatus
 from .loaders import DocumentLoader
 from .splitter import ChineseTextSplitter
-
-SUPPORTED_SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".doc", ".pptx", ".xlsx",
-                      ".csv", ".png", ".jpg", ".jpeg", ".bmp"}
-
 
 @dataclass(frozen=True)
 class SourceDocument:
@@ -44,7 +40,7 @@ class IngestProgress:
     file: str
     files_done: int
     files_total: int
-    status: str                  # indexed | skipped | failed | removed
+    status: FileStatus          # indexed | skipped | failed | removed
 
 
 @dataclass
@@ -110,7 +106,7 @@ class Ingestor:
         total = len(documents) + (1 if sync else 0)
         finished = 0
 
-        def finish(name: str, status: str) -> None:
+        def finish(name: str, status: FileStatus) -> None:
             nonlocal finished
             finished += 1
             if progress:
@@ -119,7 +115,7 @@ class Ingestor:
         waiting: list[_SplitFile] = []
         for document in documents:
             split = self._read_and_split(kb, document, splitter, force, report)
-            if isinstance(split, str):
+            if isinstance(split, FileStatus):
                 finish(document.name, split)
                 continue
             waiting.append(split)
@@ -134,13 +130,13 @@ class Ingestor:
                     self.store.delete_file(kb.collection, record.key)
                     self.catalog.delete_file(kb.name, record.name)
                     report.removed.append(record.name)
-            finish("--sync", "removed")
+            finish("--sync", FileStatus.REMOVED)
         report.embedded = self.embedder.misses - misses_before
         report.seconds = time.perf_counter() - started
         return report
 
     def _read_and_split(self, kb: KnowledgeBase, document: SourceDocument, splitter: ChineseTextSplitter,
-                        force: bool, report: IngestReport) -> _SplitFile | str:
+                        force: bool, report: IngestReport) -> _SplitFile | FileStatus:
         """The split file, or the status it ended with: "skipped" (unchanged) or "failed"."""
         key = file_key(kb.name, document.name)
         try:
@@ -149,9 +145,9 @@ class Ingestor:
             return self._fail(kb, document.name, key, b"", f"{document.name}: cannot read: {exc}", report)
         sha256 = hashlib.sha256(data).hexdigest()
         existing = self.catalog.get_file(kb.name, document.name)
-        if not force and existing and existing.sha256 == sha256 and existing.status == "indexed":
+        if not force and existing and existing.sha256 == sha256 and existing.status == FileStatus.INDEXED:
             report.skipped.append(document.name)
-            return "skipped"
+            return FileStatus.SKIPPED
         try:
             chunks = splitter.split(self.loader.load(document.name, data))
             if not chunks:
@@ -163,24 +159,24 @@ class Ingestor:
         return _SplitFile(document.name, key, sha256, len(data), chunks)
 
     def _index(self, kb: KnowledgeBase, files: list[_SplitFile], report: IngestReport,
-               finish: Callable[[str, str], None]) -> None:
+               finish: Callable[[str, FileStatus], None]) -> None:
         if not files:
             return
         vectors = self.embedder.embed_documents([chunk.index_text for item in files for chunk in item.chunks])
         offset = 0
         for item in files:
             self.catalog.upsert_file(kb.name, item.name, item.key, sha256=item.sha256, size=item.size,
-                                     status="indexing", error=None, chunk_count=0)
+                                     status=FileStatus.INDEXING, error=None, chunk_count=0)
             self.store.replace_file(kb.collection, item.key, item.chunks, vectors[offset:offset + len(item.chunks)])
             offset += len(item.chunks)
-            self.catalog.upsert_file(kb.name, item.name, item.key, status="indexed", chunk_count=len(item.chunks))
+            self.catalog.upsert_file(kb.name, item.name, item.key, status=FileStatus.INDEXED, chunk_count=len(item.chunks))
             report.indexed.append(item.name)
             report.chunks += len(item.chunks)
-            finish(item.name, "indexed")
+            finish(item.name, FileStatus.INDEXED)
 
-    def _fail(self, kb: KnowledgeBase, name: str, key: str, data: bytes, message: str, report: IngestReport) -> str:
+    def _fail(self, kb: KnowledgeBase, name: str, key: str, data: bytes, message: str, report: IngestReport) -> FileStatus:
         self.store.delete_file(kb.collection, key)
         self.catalog.upsert_file(kb.name, name, key, sha256=hashlib.sha256(data).hexdigest(), size=len(data),
-                                 status="failed", error=message, chunk_count=0)
+                                 status=FileStatus.FAILED, error=message, chunk_count=0)
         report.failed[name] = message
-        return "failed"
+        return FileStatus.FAILED

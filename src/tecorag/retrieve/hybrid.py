@@ -7,7 +7,7 @@ import numpy as np
 
 from ..config import RetrievalSettings
 from ..embed.base import Embedder
-from ..store.milvus import MilvusStore, SearchRequest
+from ..store.milvus import MilvusStore, StoreQuery
 from ..types import Hit
 from .rerank import Reranker
 
@@ -46,7 +46,7 @@ class HybridRetriever:
     def search(self, collection: str, question: str, vector: np.ndarray, mode: str) -> list[Hit]:
         """One route (hybrid, dense or bm25) with a precomputed query vector, folded into parents, unfiltered."""
         s = self.settings
-        request = SearchRequest(question=question, vector=vector, mode=mode, fusion=s.fusion, rrf_k=s.rrf_k,
+        request = StoreQuery(question=question, vector=vector, mode=mode, fusion=s.fusion, rrf_k=s.rrf_k,
                                 dense_weight=s.dense_weight, limit=s.candidates)
         return fold_into_parents(self.store.search(collection, request))
 

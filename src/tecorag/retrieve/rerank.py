@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from ..config import RerankerSettings
 from ..errors import ConfigError
+from ..registry import Registry
 from ..types import Hit
+
+if TYPE_CHECKING:
+    from ..config import RerankerSettings
 
 
 class Reranker(Protocol):
@@ -22,10 +25,8 @@ class CrossEncoderReranker:
     def __init__(self, model_path: str, top_n: int = 20):
         if not Path(model_path).is_dir():
             raise ConfigError(f"reranker model directory not found: {model_path} (models are local paths)")
-        try:
-            from sentence_transformers import CrossEncoder
-        except ImportError as exc:
-            raise ConfigError("the cross-encoder reranker needs `pip install tecorag[rerank]`") from exc
+        from sentence_transformers import CrossEncoder  # heavy (torch): only when this reranker is built
+
         self._model = CrossEncoder(model_path, local_files_only=True)
         self.top_n = top_n
 
@@ -39,7 +40,19 @@ class CrossEncoderReranker:
         return rescored + tail
 
 
-def build_reranker(settings: RerankerSettings) -> Reranker | None:
-    if settings.type == "none" or not settings.model_name_or_path:
-        return None
+def cross_encoder_from_settings(settings: RerankerSettings) -> CrossEncoderReranker:
+    if not settings.model_name_or_path:
+        raise ConfigError("reranker.model_name_or_path (APP_RERANKER_MODEL_NAME_OR_PATH) is required for the "
+                          "cross-encoder reranker: a local model directory")
     return CrossEncoderReranker(settings.model_name_or_path, top_n=settings.top_n)
+
+
+NO_RERANKER = "none"
+RERANKERS = Registry("reranker", entry_point_group="tecorag.rerankers")
+RERANKERS.register(NO_RERANKER, lambda settings: None)
+RERANKERS.register("cross-encoder", f"{__name__}:cross_encoder_from_settings", extra="rerank")
+
+
+def build_reranker(settings: RerankerSettings) -> Reranker | None:
+    """The configured reranker, or None for `none`."""
+    return RERANKERS.build(settings.type, settings)

@@ -15,7 +15,8 @@ def register(app: typer.Typer) -> None:
                                                                "(APP_SERVER_API_SERVER_HOST)"),
         port: Optional[int] = typer.Option(None, "--port", help="default: server.api_server_port "
                                                                "(APP_SERVER_API_SERVER_PORT)"),
-        log_level: str = typer.Option("info", "--log-level", help="uvicorn log level"),
+        log_level: Optional[str] = typer.Option(None, "--log-level", help="uvicorn log level (default: warning; "
+                                                                          "info with tecorag -v)"),
     ) -> None:
         """Serve the HTTP API (Teco-RAG compatible, OpenAI-compatible) and the web UI at http://HOST:PORT/."""
         import uvicorn
@@ -28,4 +29,5 @@ def register(app: typer.Typer) -> None:
         bind_port = port or settings.server.api_server_port
         typer.echo(f"tecorag: web UI http://{bind_host}:{bind_port}/  API docs http://{bind_host}:{bind_port}/docs",
                    err=True)
-        uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level=log_level)
+        level = log_level or ("info" if ctx.find_root().params.get("verbose") else "warning")
+        uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level=level)

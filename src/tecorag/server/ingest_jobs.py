@@ -12,6 +12,7 @@ from ..config import TextSplitterSettings
 from ..ingest.pipeline import IngestProgress, SourceDocument
 from ..rag import RAG
 from ..store.catalog import Job
+from ..types import FileStatus
 from .schemas import UploadResult
 
 log = logging.getLogger("tecorag.server")
@@ -21,7 +22,7 @@ UPLOAD_JOB = "upload"
 
 def already_indexed(rag: RAG, kb: str, documents: Sequence[SourceDocument]) -> list[str]:
     """Names of the documents that the KB already holds as indexed files."""
-    indexed = {record.name for record in rag.list_files(kb) if record.status == "indexed"}
+    indexed = {record.name for record in rag.list_files(kb) if record.status == FileStatus.INDEXED}
     return [document.name for document in documents if document.name in indexed]
 
 
@@ -71,18 +72,18 @@ class IngestJobRunner:
 
     def _run(self, job_id: str, kb: str, documents: list[SourceDocument], override: bool,
              splitter: TextSplitterSettings | None, files: dict[str, dict]) -> None:
-        finished = ("indexed", "skipped", "failed")
+        finished = (FileStatus.INDEXED, FileStatus.SKIPPED, FileStatus.FAILED)
 
         def report_progress(message: str) -> None:
             waiting = [name for name, entry in files.items() if entry["status"] not in finished]
             if waiting and files[waiting[0]]["status"] == "queued":
-                files[waiting[0]]["status"] = "indexing"     # the ingestor takes files in upload order
+                files[waiting[0]]["status"] = FileStatus.INDEXING     # the ingestor takes files in upload order
             self.rag.update_job(job_id, status="running", done=len(files) - len(waiting), message=message,
                                 result={"files": files})
 
         def on_progress(event: IngestProgress) -> None:
             error = None
-            if event.status == "failed":
+            if event.status == FileStatus.FAILED:
                 error = next((r.error for r in self.rag.list_files(kb) if r.name == event.file), None)
             files[event.file] = {"status": event.status, "error": error}
             report_progress(event.file)
@@ -90,7 +91,7 @@ class IngestJobRunner:
         try:
             if not override:
                 for name in already_indexed(self.rag, kb, documents):
-                    files[name] = {"status": "skipped", "error": None}
+                    files[name] = {"status": FileStatus.SKIPPED, "error": None}
             report_progress("started")
             result = ingest_uploads(self.rag, kb, documents, override=override, splitter=splitter,
                                     progress=on_progress)
@@ -98,14 +99,14 @@ class IngestJobRunner:
             log.exception("upload job %s into %s failed", job_id, kb)
             for entry in files.values():
                 if entry["status"] not in finished:
-                    entry.update(status="failed", error=str(exc))
+                    entry.update(status=FileStatus.FAILED, error=str(exc))
             self.rag.update_job(job_id, status="failed", error=f"{type(exc).__name__}: {exc}",
                                 result={"files": files})
             return
         for name in result.skipped_files:
-            files[name] = {"status": "skipped", "error": None}
+            files[name] = {"status": FileStatus.SKIPPED, "error": None}
         for name, reason in result.failed_files.items():
-            files[name] = {"status": "failed", "error": reason}
+            files[name] = {"status": FileStatus.FAILED, "error": reason}
         summary = (f"indexed {len(result.indexed_files)}, skipped {len(result.skipped_files)}, "
                    f"failed {len(result.failed_files)}")
         self.rag.update_job(job_id, status="done", done=len(files), message=summary,

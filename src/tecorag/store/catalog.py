@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from ..errors import KnowledgeBaseExists, KnowledgeBaseNotFound
+from ..types import FileStatus
 
 
 def _now() -> datetime:
@@ -45,7 +46,7 @@ class FileRow(_Base):
     key: Mapped[str] = mapped_column(String(64))             # the file's id in the vector store
     sha256: Mapped[str] = mapped_column(String(64), default="")
     size: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(String(16), default="pending")   # pending|indexing|indexed|failed
+    status: Mapped[str] = mapped_column(String(16), default=FileStatus.PENDING)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)

@@ -4,9 +4,11 @@ sparse vector produced by Milvus's own BM25 function. Embedded Milvus Lite by de
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -18,7 +20,7 @@ OUTPUT_FIELDS = ["id", "file", "text", "index_text", "position", "page", "headin
 
 
 @dataclass(frozen=True)
-class SearchRequest:
+class StoreQuery:
     question: str
     vector: np.ndarray
     mode: str = "hybrid"           # hybrid | dense | bm25
@@ -35,10 +37,15 @@ class MilvusStore:
                  consistency_level: str = "Strong"):
         from pymilvus import MilvusClient
 
+        self.embedded = not uri.startswith(("http://", "https://", "tcp://", "grpc://"))
+        if self.embedded:
+            # Milvus Lite's engine writes glog files, by default one per process into /tmp; keep them with the data.
+            log_dir = Path(uri).parent / "logs"
+            log_dir.mkdir(parents=True, exist_ok=True)
+            os.environ.setdefault("GLOG_log_dir", str(log_dir))
         self.uri = uri
         self.dimension = dimension
         self.consistency_level = consistency_level
-        self.embedded = not uri.startswith(("http://", "https://", "tcp://", "grpc://"))
         token = f"{user}:{password}" if user and password else ""
         try:
             self._client = MilvusClient(uri=uri, token=token)
@@ -123,7 +130,7 @@ class MilvusStore:
 
     # -- search ------------------------------------------------------------------------------------------
 
-    def search(self, collection: str, request: SearchRequest) -> list[Hit]:
+    def search(self, collection: str, request: StoreQuery) -> list[Hit]:
         from pymilvus import AnnSearchRequest
 
         dense = AnnSearchRequest(data=[request.vector.tolist()], anns_field="dense",
@@ -139,7 +146,7 @@ class MilvusStore:
             raise StoreError(f"search in {collection} failed: {exc}") from exc
         return [Hit(chunk=_chunk_from_entity(item["entity"]), score=float(item["distance"])) for item in results[0]]
 
-    def _run_search(self, collection: str, request: SearchRequest, dense, bm25) -> list:
+    def _run_search(self, collection: str, request: StoreQuery, dense, bm25) -> list:
         from pymilvus import RRFRanker, WeightedRanker
 
         if request.mode == "dense":

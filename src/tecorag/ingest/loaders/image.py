@@ -1,0 +1,30 @@
+"""Images (PNG, JPEG, BMP) through OCR."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from tecorag.errors import LoaderError, MissingTool
+from tecorag.ingest.ocr import OcrEngine
+from tecorag.types import Section
+
+from .common import clean_text
+
+
+def load_image(filename: str, data: bytes, ocr: OcrEngine) -> list[Section]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (UnidentifiedImageError, OSError) as error:
+        raise LoaderError(filename, "corrupt or unreadable image") from error
+    return [Section(text=clean_text(ocr_image(filename, ocr, image)), source=filename)]
+
+
+def ocr_image(filename: str, ocr: OcrEngine, image: Any) -> str:
+    try:
+        return ocr.read(image)
+    except (ImportError, OSError) as error:
+        raise MissingTool(filename, f"the OCR engine (rapidocr) cannot be loaded: {error}") from error

@@ -1,0 +1,37 @@
+"""A normal run prints only what the user asked for: third-party warnings and log lines are silenced here, in one
+place, unless the user asks for them (`tecorag -v`, or `verbose=True`)."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from types import ModuleType
+
+_verbose = False
+
+# Messages that libraries we depend on print on every run and that a user can do nothing about.
+_SILENCED_WARNINGS = (
+    "pkg_resources is deprecated",          # milvus_lite 2.5 imports pkg_resources
+)
+
+
+def configure(verbose: bool = False) -> None:
+    """Silence third-party chatter (or, verbose, show everything from INFO up on stderr)."""
+    global _verbose
+    _verbose = verbose
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        return
+    for message in _SILENCED_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+    for name in ("jieba", "RapidOCR", "pymilvus", "milvus_lite", "httpx", "sentence_transformers"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def jieba() -> ModuleType:
+    """jieba, imported with its "Building prefix dict…" lines silenced: jieba sets its logger to DEBUG when
+    imported, so the level must be set after the import."""
+    import jieba as module
+
+    module.setLogLevel(logging.INFO if _verbose else logging.WARNING)
+    return module
