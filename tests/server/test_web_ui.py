@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-REPO_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "screenshot.png"
+REPO_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshot.png"
 VIEWPORT = {"width": 1440, "height": 900}
 TIMEOUT_MS = 120_000
 

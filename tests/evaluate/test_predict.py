@@ -17,9 +17,11 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import CMRC_DEV
 import typer
 from typer.testing import CliRunner
 
+from tecorag.cli import CleanErrors
 from tecorag.errors import InputError, LLMError
 from tecorag.evaluate.commands import register
 from tecorag.evaluate.predict import (
@@ -34,9 +36,6 @@ from tecorag.evaluate.predict import (
 )
 from tecorag.types import Answer, Chunk, Citation, Hit
 
-CMRC_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "cmrc2018" / "cmrc2018_dev.json"
-if not CMRC_DEV.exists():
-    CMRC_DEV = Path("/work/shared/data/cmrc2018/cmrc2018_dev.json")
 
 
 class DictAnswerer:
@@ -301,7 +300,7 @@ def test_killed_process_resumes_without_asking_answered_questions_again(tmp_path
 def test_predict_command_writes_the_file_and_rejects_bad_input(tmp_path):
     questions = [{"id": 1, "question": "问一"}, {"id": 2, "question": "问二"}]
     answerer = DictAnswerer({"问一": "答一", "问二": "答二"})
-    app = typer.Typer()
+    app = typer.Typer(cls=CleanErrors)  # the tecorag app's error wrapper
     register(app, lambda ctx: answerer)
     runner = CliRunner()
     good = _write(tmp_path / "q.json", questions)
