@@ -187,8 +187,8 @@ def bench_cmrc(ctx: typer.Context, path: Path = typer.Argument(..., exists=True,
     print(json.dumps(result, ensure_ascii=False))
 
 
-@app.command()
-def warmup(ctx: typer.Context, concurrency: int = typer.Option(1, "--concurrency", "-n", min=1,
+@app.command("warmup")
+def warmup_command(ctx: typer.Context, concurrency: int = typer.Option(1, "--concurrency", "-n", min=1,
                                                                help="Concurrent requests (>= FT_CB_BATCH_SIZE)"),
            question: str = typer.Option("介绍一下太初元碁这家公司", "--question"),
            max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens")):
@@ -212,11 +212,11 @@ def _embedder_for(ctx: typer.Context):
 
 
 def _register_subcommands() -> None:
-    from .evaluate.commands import register as register_evaluation
-    from .server.commands import register as register_server
+    from .evaluate.commands import add_evaluation_commands
+    from .server.commands import add_serve_command
 
-    register_evaluation(app, open_rag, _embedder_for)
-    register_server(app)
+    add_evaluation_commands(app, open_rag, _embedder_for)
+    add_serve_command(app)
 
 
 _register_subcommands()

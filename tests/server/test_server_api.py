@@ -431,7 +431,7 @@ from typing import Optional
 
 import typer
 
-from tecorag.server.commands import register
+from tecorag.server.commands import add_serve_command
 
 app = typer.Typer()
 
@@ -441,7 +441,7 @@ def main(config: Optional[Path] = typer.Option(None, "--config")):
     pass
 
 
-register(app)
+add_serve_command(app)
 app(sys.argv[1:])
 """
 

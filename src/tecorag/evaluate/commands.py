@@ -37,7 +37,7 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def register(app: typer.Typer, rag_factory: Callable[[typer.Context], Answerer],
+def add_evaluation_commands(app: typer.Typer, rag_factory: Callable[[typer.Context], Answerer],
              embedder_factory: Callable[[typer.Context], Embedder] | None = None) -> None:
     """Add `predict` and `eval` to `app` (whose group turns TecoragError and OSError into clean messages). `rag_factory(ctx)` builds the RAG facade (only when a command needs it);
     `embedder_factory(ctx)` builds the configured embedder for semantic similarity (skipped when None)."""

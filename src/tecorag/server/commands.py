@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 
-def register(app: typer.Typer) -> None:
+def add_serve_command(app: typer.Typer) -> None:
     @app.command("serve")
     def serve(
         ctx: typer.Context,
