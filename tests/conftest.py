@@ -71,3 +71,23 @@ def run_cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     home.mkdir(parents=True, exist_ok=True)
     return subprocess.run([sys.executable, "-m", "tecorag.cli", *args], capture_output=True, text=True,
                           timeout=180, env={**clean, "TECORAG_HOME": str(home), **env}, cwd=home)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One throwaway PostgreSQL cluster for the session (see postgres_fixtures.py); skipped without initdb."""
+    from postgres_fixtures import postgres_bin, postgres_cluster
+
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL is not installed (no initdb; Debian: apt-get install postgresql)")
+    with postgres_cluster(bin_dir) as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_url(request, tmp_path: Path) -> str:
+    """A fresh, empty catalog database: a SQLite file, or a new database in the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'catalog.db'}"
+    return request.getfixturevalue("postgres").create_database()

@@ -188,6 +188,18 @@ class ServerSettings(_Section):
 
 class CatalogSettings(_Section):
     url: str | None = None                     # SQLAlchemy URL; default sqlite:///<home>/catalog.db
+    #                                            PostgreSQL: postgresql://user:password@host:5432/db (tecorag[postgres])
+
+
+class JobSettings(_Section):
+    """Background upload jobs, queued in the catalog and run by whichever replica claims them first. A replica
+    renews the lease of each job it runs every lease_s/3 seconds; a job whose lease ran out (its replica died)
+    is resumed by any replica within poll_s, at most max_attempts times, then failed with the reason."""
+
+    workers: int = Field(default=2, ge=1)      # jobs one replica runs at the same time
+    lease_s: float = Field(default=30.0, gt=0)
+    poll_s: float = Field(default=5.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
 
 
 class Settings(_Section):
@@ -202,6 +214,7 @@ class Settings(_Section):
     prompts: PromptSettings = Field(default_factory=PromptSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
 
     @property
     def catalog_url(self) -> str:

@@ -54,7 +54,8 @@ def create_app(settings: Settings, rag: RAG | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pipeline = rag if rag is not None else await run_in_threadpool(RAG, settings)
         llm_client = pipeline.llm_client
-        runner = IngestJobRunner(pipeline)
+        runner = IngestJobRunner(pipeline, settings.jobs)
+        runner.start()        # also resumes jobs left by a replica that died
         app.state.tecorag = ServerState(settings=settings, rag=pipeline, jobs=runner, limits=limits,
                                         llm_client=llm_client, auth_required=guard.enabled)
         if llm_client is not None and settings.llm.warmup_concurrency > 0:

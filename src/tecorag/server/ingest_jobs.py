@@ -1,17 +1,25 @@
-"""Indexing uploaded files, either in the request (Teco-RAG's upload_docs) or as a background job whose
-progress lives in the catalog (`GET /jobs/{id}` answers from any server process)."""
+"""Indexing uploaded files, either in the request (Teco-RAG's upload_docs) or as a background job.
+
+A background job lives in the catalog, uploaded bytes included, so it survives the process that accepted it:
+every replica runs a `JobRunner` that claims queued jobs (and jobs whose replica died: their lease ran out),
+renews the lease of the jobs it runs, and records each file's status as it ends. A job resumed elsewhere indexes
+only the files that have no final status yet. `GET /jobs/{id}` answers from any replica."""
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
+import time
+import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 
-from ..config import TextSplitterSettings
+from ..config import JobSettings, TextSplitterSettings
 from ..ingest.pipeline import IngestProgress, SourceDocument
 from ..rag import RAG
-from ..store.catalog import Job
+from ..store.catalog import FINAL_FILE_STATUSES, Job
 from ..types import FileStatus
 from .schemas import UploadResult
 
@@ -45,78 +53,181 @@ def ingest_uploads(rag: RAG, kb: str, documents: Sequence[SourceDocument], *, ov
                         seconds=round(report.seconds, 3))
 
 
-class IngestJobRunner:
-    """A small pool of threads that index uploads. Ingestion into one KB is serialized by the RAG itself."""
+class LeaseLost(Exception):
+    """This replica no longer runs the job: its lease was taken over, or the job (or its KB) was deleted."""
 
-    def __init__(self, rag: RAG, max_workers: int = 2):
+
+class Stopping(Exception):
+    """This replica is shutting down; the job goes back to the queue."""
+
+
+def replica_id() -> str:
+    """Who holds a lease: readable by an operator (host and process), unique across restarts."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class IngestJobRunner:
+    """Claims upload jobs from the catalog and runs up to `settings.workers` of them in threads.
+
+    One supervisor thread wakes every poll_s (at once when this replica accepts an upload) to renew the leases
+    of the jobs running here, fail jobs abandoned too often, and claim new ones. Ingestion into one KB is
+    serialized within a replica by the RAG itself."""
+
+    def __init__(self, rag: RAG, settings: JobSettings | None = None, owner: str | None = None):
         self.rag = rag
-        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="tecorag-ingest")
-        self._pending: dict[str, Future] = {}
-        self._pending_guard = threading.Lock()
+        self.catalog = rag.catalog
+        self.settings = settings or rag.settings.jobs
+        self.owner = owner or replica_id()
+        self._running: dict[str, threading.Event] = {}       # job id -> its stop request
+        self._threads: dict[str, threading.Thread] = {}
+        self._guard = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._supervisor = threading.Thread(target=self._supervise, name="tecorag-jobs", daemon=True)
+
+    def start(self) -> None:
+        self._supervisor.start()
 
     def submit(self, kb: str, documents: Sequence[SourceDocument], *, override: bool = True,
                splitter: TextSplitterSettings | None = None) -> Job:
+        """Queue the upload (bytes into the catalog) and wake this replica's supervisor; any replica may run it."""
         self.rag.get_kb(kb)  # unknown KB: 404 now, not a failed job later
-        job = self.rag.create_job(kb, UPLOAD_JOB, total=len(documents))
-        files = {document.name: {"status": "queued", "error": None} for document in documents}
-        self.rag.update_job(job.id, result={"files": files}, message="queued")
-        future = self._executor.submit(self._run, job.id, kb, list(documents), override, splitter, files)
-        with self._pending_guard:
-            self._pending[job.id] = future
-        future.add_done_callback(lambda _: self._forget(job.id))
-        return self.rag.get_job(job.id) or job
+        params = {"override": override, "splitter": splitter.model_dump() if splitter else None}
+        job = self.catalog.create_job(kb, UPLOAD_JOB, [(document.name, document.read()) for document in documents],
+                                      params=params)
+        self._wake.set()
+        return job
 
-    def _forget(self, job_id: str) -> None:
-        with self._pending_guard:
-            self._pending.pop(job_id, None)
+    # -- the supervisor ------------------------------------------------------------------------------------
 
-    def _run(self, job_id: str, kb: str, documents: list[SourceDocument], override: bool,
-             splitter: TextSplitterSettings | None, files: dict[str, dict]) -> None:
-        finished = (FileStatus.INDEXED, FileStatus.SKIPPED, FileStatus.FAILED)
+    def _supervise(self) -> None:
+        interval = min(self.settings.poll_s, self.settings.lease_s / 3)
+        while not self._stopping.is_set():
+            try:
+                self._renew_leases()
+                for job_id in self.catalog.fail_abandoned_jobs(self.settings.max_attempts):
+                    log.warning("job %s failed: abandoned after %d attempts", job_id, self.settings.max_attempts)
+                self._claim_jobs()
+            except Exception:  # the catalog may be briefly unreachable; the next round tries again
+                log.exception("job supervisor: catalog error; retrying in %.0fs", interval)
+            self._wake.wait(interval)
+            self._wake.clear()
 
-        def report_progress(message: str) -> None:
-            waiting = [name for name, entry in files.items() if entry["status"] not in finished]
-            if waiting and files[waiting[0]]["status"] == "queued":
-                files[waiting[0]]["status"] = FileStatus.INDEXING     # the ingestor takes files in upload order
-            self.rag.update_job(job_id, status="running", done=len(files) - len(waiting), message=message,
-                                result={"files": files})
+    def _renew_leases(self) -> None:
+        with self._guard:
+            running = dict(self._running)
+        for job_id, stop in running.items():
+            if not self.catalog.renew_job_lease(job_id, self.owner, self.settings.lease_s):
+                log.warning("job %s: lease lost (taken over or deleted); stopping it here", job_id)
+                stop.set()
+
+    def _claim_jobs(self) -> None:
+        while not self._stopping.is_set():
+            with self._guard:
+                if len(self._running) >= self.settings.workers:
+                    return
+            job = self.catalog.claim_job(self.owner, self.settings.lease_s, self.settings.max_attempts)
+            if job is None:
+                return
+            if job.attempts > 1:
+                log.warning("job %s: resuming (attempt %d) with %d of %d files left", job.id, job.attempts,
+                            job.total - job.done, job.total)
+            stop = threading.Event()
+            thread = threading.Thread(target=self._run, args=(job, stop), name=f"tecorag-job-{job.id[:8]}",
+                                      daemon=True)   # a stopping server does not wait for a long file
+            with self._guard:
+                self._running[job.id] = stop
+                self._threads[job.id] = thread
+            thread.start()
+
+    # -- one job -------------------------------------------------------------------------------------------
+
+    def _run(self, job: Job, stop: threading.Event) -> None:
+        try:
+            self._run_upload(job, stop)
+        except LeaseLost:
+            log.warning("job %s: stopped here, another replica owns it now (or it was deleted)", job.id)
+        except Stopping:
+            self.catalog.release_job(job.id, self.owner)
+        except Exception as exc:  # the job records it; nothing else would see an exception in this thread
+            if self._stopping.is_set():        # e.g. the store closed under it at shutdown: resumable, not failed
+                self.catalog.release_job(job.id, self.owner)
+            else:
+                log.exception("upload job %s into %s failed", job.id, job.kb)
+                reason = f"{type(exc).__name__}: {exc}"
+                self.catalog.finish_job(job.id, self.owner, "failed", "failed", error=reason)
+        finally:
+            with self._guard:
+                self._running.pop(job.id, None)
+                self._threads.pop(job.id, None)
+            self._wake.set()
+
+    def _run_upload(self, job: Job, stop: threading.Event) -> None:
+        kb = job.kb
+        override = job.params.get("override", True)
+        splitter = (TextSplitterSettings.model_validate(job.params["splitter"]) if job.params.get("splitter")
+                    else None)
+        left = [name for name, entry in job.files.items() if entry["status"] not in FINAL_FILE_STATUSES]
+
+        def record(name: str, status: str, error: str | None = None, message: str | None = None) -> None:
+            if not self.catalog.set_job_file(job.id, self.owner, name, status, error, message=message):
+                raise LeaseLost()
+            if stop.is_set():
+                raise Stopping() if self._stopping.is_set() else LeaseLost()
+
+        documents = [SourceDocument(name, partial(self._file_bytes, job.id, name)) for name in left]
+        if not override:
+            kept = set(already_indexed(self.rag, kb, documents))
+            for name in kept:
+                record(name, FileStatus.SKIPPED)
+            documents = [document for document in documents if document.name not in kept]
+        waiting = [document.name for document in documents]
+        if waiting:
+            record(waiting[0], FileStatus.INDEXING, message="started")   # the ingestor takes files in upload order
 
         def on_progress(event: IngestProgress) -> None:
             error = None
             if event.status == FileStatus.FAILED:
                 error = next((r.error for r in self.rag.list_files(kb) if r.name == event.file), None)
-            files[event.file] = {"status": event.status, "error": error}
-            report_progress(event.file)
+            if event.file in waiting:
+                waiting.remove(event.file)
+            record(event.file, event.status, error, message=event.file)
+            if waiting:
+                record(waiting[0], FileStatus.INDEXING)
 
-        try:
-            if not override:
-                for name in already_indexed(self.rag, kb, documents):
-                    files[name] = {"status": FileStatus.SKIPPED, "error": None}
-            report_progress("started")
-            result = ingest_uploads(self.rag, kb, documents, override=override, splitter=splitter,
-                                    progress=on_progress)
-        except Exception as exc:  # the job records it; nothing else would see an exception in this thread
-            log.exception("upload job %s into %s failed", job_id, kb)
-            for entry in files.values():
-                if entry["status"] not in finished:
-                    entry.update(status=FileStatus.FAILED, error=str(exc))
-            self.rag.update_job(job_id, status="failed", error=f"{type(exc).__name__}: {exc}",
-                                result={"files": files})
-            return
-        for name in result.skipped_files:
-            files[name] = {"status": FileStatus.SKIPPED, "error": None}
-        for name, reason in result.failed_files.items():
-            files[name] = {"status": FileStatus.FAILED, "error": reason}
-        summary = (f"indexed {len(result.indexed_files)}, skipped {len(result.skipped_files)}, "
-                   f"failed {len(result.failed_files)}")
-        self.rag.update_job(job_id, status="done", done=len(files), message=summary,
-                            result={"files": files, **result.model_dump()})
+        if documents:
+            ingest_uploads(self.rag, kb, documents, override=True, splitter=splitter, progress=on_progress)
+        files = self.catalog.get_job(job.id).files
+        by_status = {status: [name for name, entry in files.items() if entry["status"] == status]
+                     for status in FINAL_FILE_STATUSES}
+        indexed = set(by_status[FileStatus.INDEXED])
+        chunks = sum(entry.chunk_count for entry in self.rag.list_files(kb) if entry.name in indexed)
+        summary = {"indexed_files": by_status[FileStatus.INDEXED], "skipped_files": by_status[FileStatus.SKIPPED],
+                   "failed_files": {name: files[name]["error"] for name in by_status[FileStatus.FAILED]},
+                   "chunks": chunks}
+        message = (f"indexed {len(by_status[FileStatus.INDEXED])}, skipped {len(by_status[FileStatus.SKIPPED])}, "
+                   f"failed {len(by_status[FileStatus.FAILED])}")
+        if not self.catalog.finish_job(job.id, self.owner, "done", message, result=summary):
+            raise LeaseLost()
 
-    def shutdown(self) -> None:
-        """Queued jobs are marked failed; running ones finish (their files would otherwise stay half-indexed)."""
-        with self._pending_guard:
-            pending = dict(self._pending)
-        for job_id, future in pending.items():
-            if future.cancel():
-                self.rag.update_job(job_id, status="failed", error="the server stopped before this job ran")
-        self._executor.shutdown(wait=True, cancel_futures=True)
+    def _file_bytes(self, job_id: str, name: str) -> bytes:
+        data = self.catalog.job_file_data(job_id, name)
+        if data is None:
+            raise LeaseLost()       # the job was deleted (with its KB) or finished elsewhere
+        return data
+
+    def shutdown(self, wait_s: float = 10.0) -> None:
+        """Stop claiming; running jobs stop at their next file boundary and go back to the queue. A job still
+        inside a long file after `wait_s` keeps its lease until it runs out, then another replica resumes it."""
+        self._stopping.set()
+        self._wake.set()
+        if self._supervisor.is_alive():
+            self._supervisor.join(timeout=wait_s)
+        with self._guard:
+            stops = list(self._running.values())
+            threads = list(self._threads.values())
+        for stop in stops:
+            stop.set()
+        deadline = time.monotonic() + wait_s
+        for thread in threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))

@@ -94,12 +94,14 @@ class JobInfo(BaseModel):
     error: str | None = None
     created_at: datetime
     updated_at: datetime
+    owner: str | None = Field(default=None, description="the server (host:pid:id) running the job")
+    attempts: int = Field(default=0, description="how many times a server took the job (>1: resumed after a crash)")
 
     @classmethod
     def of(cls, job: Job) -> JobInfo:
         return cls(id=job.id, kb=job.kb, kind=job.kind, status=job.status, total=job.total, done=job.done,
                    message=job.message, result=job.result, error=job.error, created_at=job.created_at,
-                   updated_at=job.updated_at)
+                   updated_at=job.updated_at, owner=job.owner, attempts=job.attempts)
 
 
 # -- questions --------------------------------------------------------------------------------------------

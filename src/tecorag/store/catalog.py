@@ -1,23 +1,37 @@
 """The catalog: knowledge bases, their files and background jobs, in SQL through SQLAlchemy
-(SQLite in the data directory by default; any SQLAlchemy URL, e.g. PostgreSQL, when deployed)."""
+(SQLite in the data directory by default; any SQLAlchemy URL, e.g. PostgreSQL, when deployed).
+
+The schema carries a version (table `tecorag_schema`); opening a catalog made by an older tecorag runs the
+migrations it lacks, in order, in one transaction that holds a lock (an advisory lock on PostgreSQL, the write
+lock on SQLite), so replicas that start together migrate once. A catalog from a newer tecorag is refused.
+
+Jobs are the only work queue the replicas share: a job's files (their bytes too) are rows in `job_files`,
+and a replica runs a job only under a lease it renews (`claim_job`, `renew_job_lease`). When a replica dies
+its lease runs out and any replica resumes the job's unfinished files.
+"""
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import (JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, create_engine, event,
-                        func, select)
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import (JSON, Column, DateTime, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint,
+                        and_, create_engine, delete, event, func, inspect, or_, select, text, update)
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from ..errors import KnowledgeBaseExists, KnowledgeBaseNotFound
+from ..errors import ConfigError, KnowledgeBaseExists, KnowledgeBaseNotFound, StoreError
 from ..types import FileStatus
+
+SCHEMA_VERSION = 2
+FINAL_FILE_STATUSES = (FileStatus.INDEXED, FileStatus.SKIPPED, FileStatus.FAILED)
+POSTGRES_INSTALL_HINT = "pip install 'tecorag[postgres]'"
 
 
 def _now() -> datetime:
@@ -26,6 +40,12 @@ def _now() -> datetime:
 
 class _Base(DeclarativeBase):
     pass
+
+
+class SchemaVersionRow(_Base):
+    __tablename__ = "tecorag_schema"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
 
 
 class KBRow(_Base):
@@ -60,12 +80,30 @@ class JobRow(_Base):
     kind: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="queued")    # queued|running|done|failed
     total: Mapped[int] = mapped_column(Integer, default=0)
-    done: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)      # jobs without job_files rows (schema 1) only
     message: Mapped[str] = mapped_column(Text, default="")
     result: Mapped[Any] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
+    # schema 2: the lease of the replica running the job, and what the job was asked to do
+    owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    params: Mapped[Any] = mapped_column(JSON, nullable=True)
+
+
+class JobFileRow(_Base):
+    """One file of a job. `data` holds the uploaded bytes until the file has a final status: the catalog is the
+    one store every replica shares, so whichever replica resumes the job can read them."""
+
+    __tablename__ = "job_files"
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(1024))
+    status: Mapped[str] = mapped_column(String(16), default="queued")    # queued|indexing|indexed|skipped|failed
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    data: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 @dataclass(frozen=True)
@@ -101,10 +139,14 @@ class Job:
     total: int
     done: int
     message: str
-    result: Any
+    result: Any                    # {"files": {name: {"status", "error"}}, ...the summary once finished}
     error: str | None
     created_at: datetime
     updated_at: datetime
+    owner: str | None = None       # the replica holding the lease
+    attempts: int = 0              # how many times a replica has taken the job
+    params: dict = field(default_factory=dict)
+    files: dict[str, dict] = field(default_factory=dict)    # name -> {"status", "error"}, in upload order
 
 
 def _file_record(kb: str, row: FileRow) -> FileRecord:
@@ -113,19 +155,46 @@ def _file_record(kb: str, row: FileRow) -> FileRecord:
                       updated_at=row.updated_at)
 
 
-def _job(row: JobRow) -> Job:
-    return Job(id=row.id, kb=row.kb_name, kind=row.kind, status=row.status, total=row.total, done=row.done,
-               message=row.message, result=row.result, error=row.error, created_at=row.created_at,
-               updated_at=row.updated_at)
+def _job(row: JobRow, file_rows: Sequence) -> Job:
+    files = {file_row.name: {"status": file_row.status, "error": file_row.error} for file_row in file_rows}
+    result = {"files": files, **(row.result or {})} if files else row.result
+    done = sum(entry["status"] in FINAL_FILE_STATUSES for entry in files.values()) if files else row.done
+    return Job(id=row.id, kb=row.kb_name, kind=row.kind, status=row.status, total=row.total, done=done,
+               message=row.message, result=result, error=row.error, created_at=row.created_at,
+               updated_at=row.updated_at, owner=row.owner, attempts=row.attempts, params=row.params or {},
+               files=files)
+
+
+def _claimable(now: datetime, max_attempts: int):
+    """Queued jobs, and running jobs whose replica stopped renewing the lease (while attempts are left)."""
+    return or_(JobRow.status == "queued",
+               and_(JobRow.status == "running", JobRow.lease_until < now, JobRow.attempts < max_attempts))
 
 
 class Catalog:
     def __init__(self, url: str):
-        connect_args = {"timeout": 30, "check_same_thread": False} if url.startswith("sqlite") else {}
-        self.engine = create_engine(url, connect_args=connect_args)
-        if url.startswith("sqlite"):
+        self.url = _with_driver(url)
+        self.display_url = make_url(self.url).render_as_string(hide_password=True)
+        self.is_sqlite = self.url.startswith("sqlite")
+        connect_args = {"timeout": 30, "check_same_thread": False} if self.is_sqlite else {}
+        try:
+            self.engine = create_engine(self.url, connect_args=connect_args, pool_pre_ping=not self.is_sqlite)
+        except (NoSuchModuleError, ImportError) as exc:
+            hint = f" ({POSTGRES_INSTALL_HINT})" if self.url.startswith("postgresql") else ""
+            raise ConfigError(f"catalog.url {self.display_url}: its database driver is not installed{hint}: "
+                              f"{exc}") from exc
+        except ArgumentError as exc:
+            raise ConfigError(f"catalog.url is not a valid SQLAlchemy URL: {self.display_url}") from exc
+        if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        _Base.metadata.create_all(self.engine)
+        try:
+            migrate(self.engine)
+        except OperationalError as exc:
+            self.engine.dispose()
+            raise StoreError(f"cannot open the catalog at {self.display_url}: {exc.orig or exc}") from exc
+        except BaseException:
+            self.engine.dispose()
+            raise
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -169,10 +238,13 @@ class Catalog:
         return [self.get_kb(name) for name in names]
 
     def delete_kb(self, name: str) -> None:
+        """The knowledge base, its files and its jobs (with any upload bytes they still hold)."""
         with self._session() as session:
             row = self._kb_row(session, name)
-            for file_row in session.scalars(select(FileRow).where(FileRow.kb_id == row.id)):
-                session.delete(file_row)
+            job_ids = select(JobRow.id).where(JobRow.kb_name == name).scalar_subquery()
+            session.execute(delete(JobFileRow).where(JobFileRow.job_id.in_(job_ids)))
+            session.execute(delete(JobRow).where(JobRow.kb_name == name))
+            session.execute(delete(FileRow).where(FileRow.kb_id == row.id))
             session.delete(row)
 
     # -- files ---------------------------------------------------------------------------------------------
@@ -196,8 +268,8 @@ class Catalog:
             if row is None:
                 row = FileRow(kb_id=kb_row.id, name=name, key=key)
                 session.add(row)
-            for field, value in fields.items():
-                setattr(row, field, value)
+            for field_name, value in fields.items():
+                setattr(row, field_name, value)
             session.flush()
             return _file_record(kb, row)
 
@@ -210,28 +282,218 @@ class Catalog:
 
     # -- jobs ----------------------------------------------------------------------------------------------
 
-    def create_job(self, kb: str, kind: str, total: int = 0) -> Job:
+    def create_job(self, kb: str, kind: str, files: Sequence[tuple[str, bytes]] = (),
+                   params: dict | None = None) -> Job:
+        """A queued job; each file's bytes are kept in the catalog until the file has a final status."""
         with self._session() as session:
-            row = JobRow(id=uuid.uuid4().hex, kb_name=kb, kind=kind, total=total)
+            row = JobRow(id=uuid.uuid4().hex, kb_name=kb, kind=kind, total=len(files), message="queued",
+                         params=params, attempts=0)
             session.add(row)
+            session.flush()          # the job row first: job_files refer to it
+            file_rows = [JobFileRow(job_id=row.id, position=position, name=name, data=data)
+                         for position, (name, data) in enumerate(files)]
+            session.add_all(file_rows)
             session.flush()
-            return _job(row)
-
-    def update_job(self, job_id: str, **fields: Any) -> None:
-        with self._session() as session:
-            row = session.get(JobRow, job_id)
-            if row is None:
-                return
-            for field, value in fields.items():
-                setattr(row, field, json.loads(json.dumps(value, default=str)) if field == "result" else value)
+            return _job(row, file_rows)
 
     def get_job(self, job_id: str) -> Job | None:
         with self._session() as session:
             row = session.get(JobRow, job_id)
-            return None if row is None else _job(row)
+            return None if row is None else _job(row, self._job_files(session, job_id))
+
+    @staticmethod
+    def _job_files(session: Session, job_id: str) -> list:
+        """The job's files without their bytes."""
+        return list(session.execute(select(JobFileRow.name, JobFileRow.status, JobFileRow.error)
+                                    .where(JobFileRow.job_id == job_id).order_by(JobFileRow.position)))
+
+    def update_job(self, job_id: str, **fields: Any) -> None:
+        if "result" in fields:
+            fields["result"] = json.loads(json.dumps(fields["result"], default=str))
+        with self._session() as session:
+            session.execute(update(JobRow).where(JobRow.id == job_id).values(**fields, updated_at=_now()))
+
+    def claim_job(self, owner: str, lease_s: float, max_attempts: int) -> Job | None:
+        """Lease the oldest claimable job to `owner`, or None. Exactly one replica wins a job: PostgreSQL locks
+        the row (FOR UPDATE SKIP LOCKED, so replicas never wait on each other's candidates) and, on SQLite, which
+        has no row locks, the UPDATE only changes the row while it is still claimable."""
+        now = _now()
+        with self._session() as session:
+            job_id = session.scalar(select(JobRow.id).where(_claimable(now, max_attempts)).order_by(JobRow.created_at)
+                                    .limit(1).with_for_update(skip_locked=True))
+            if job_id is None:
+                return None
+            taken = session.execute(
+                update(JobRow).where(JobRow.id == job_id, _claimable(now, max_attempts))
+                .values(owner=owner, lease_until=now + timedelta(seconds=lease_s), status="running",
+                        attempts=JobRow.attempts + 1, updated_at=now))
+            if taken.rowcount != 1:
+                return None          # another replica took it between our SELECT and UPDATE (SQLite)
+            return _job(session.get(JobRow, job_id), self._job_files(session, job_id))
+
+    def renew_job_lease(self, job_id: str, owner: str, lease_s: float) -> bool:
+        """Extend the lease; False when the job is no longer this owner's (taken over, deleted or finished)."""
+        now = _now()
+        with self._session() as session:
+            renewed = session.execute(
+                update(JobRow).where(JobRow.id == job_id, JobRow.owner == owner, JobRow.status == "running")
+                .values(lease_until=now + timedelta(seconds=lease_s)))
+            return renewed.rowcount == 1
+
+    def job_file_data(self, job_id: str, name: str) -> bytes | None:
+        with self._session() as session:
+            return session.scalar(select(JobFileRow.data).where(JobFileRow.job_id == job_id,
+                                                                JobFileRow.name == name))
+
+    def set_job_file(self, job_id: str, owner: str, name: str, status: str, error: str | None = None,
+                     message: str | None = None) -> bool:
+        """Record a file's status (a final one also drops its bytes); False when `owner` lost the job."""
+        with self._session() as session:
+            values: dict[str, Any] = {"status": status, "error": error}
+            if status in FINAL_FILE_STATUSES:
+                values["data"] = None
+            if not self._owns(session, job_id, owner, message):
+                return False
+            session.execute(update(JobFileRow).where(JobFileRow.job_id == job_id, JobFileRow.name == name)
+                            .values(**values))
+            return True
+
+    @staticmethod
+    def _owns(session: Session, job_id: str, owner: str, message: str | None = None) -> bool:
+        """Touch the job row if `owner` still runs it (this also takes its row lock for the transaction)."""
+        values: dict[str, Any] = {"updated_at": _now()}
+        if message is not None:
+            values["message"] = message
+        touched = session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.owner == owner,
+                                                       JobRow.status == "running").values(**values))
+        return touched.rowcount == 1
+
+    def finish_job(self, job_id: str, owner: str, status: str, message: str, *, result: Any = None,
+                   error: str | None = None) -> bool:
+        """End the job (done or failed) if `owner` still runs it: files without a final status fail with the job's
+        error, every file's bytes are dropped, the lease is cleared."""
+        with self._session() as session:
+            return self._finish(session, [JobRow.owner == owner, JobRow.status == "running"], job_id, status,
+                                message, result, error)
+
+    @staticmethod
+    def _finish(session: Session, condition: list, job_id: str, status: str, message: str, result: Any,
+                error: str | None) -> bool:
+        ended = session.execute(update(JobRow).where(JobRow.id == job_id, *condition).values(
+            status=status, message=message, result=json.loads(json.dumps(result, default=str)), error=error,
+            lease_until=None, updated_at=_now()))
+        if ended.rowcount != 1:
+            return False
+        session.execute(update(JobFileRow)
+                        .where(JobFileRow.job_id == job_id, JobFileRow.status.not_in(FINAL_FILE_STATUSES))
+                        .values(status=FileStatus.FAILED, error=error or "the job ended before this file was indexed"))
+        session.execute(update(JobFileRow).where(JobFileRow.job_id == job_id).values(data=None))
+        return True
+
+    def release_job(self, job_id: str, owner: str) -> bool:
+        """Give a job back to the queue (this replica is stopping): the attempt does not count against it."""
+        with self._session() as session:
+            released = session.execute(
+                update(JobRow).where(JobRow.id == job_id, JobRow.owner == owner, JobRow.status == "running")
+                .values(status="queued", owner=None, lease_until=None, attempts=JobRow.attempts - 1,
+                        message="queued again: the server running it stopped", updated_at=_now()))
+            return released.rowcount == 1
+
+    def fail_abandoned_jobs(self, max_attempts: int) -> list[str]:
+        """Jobs whose lease ran out after `max_attempts` takes (e.g. a file that crashes every replica that
+        reads it) fail with the reason instead of being taken again; returns their ids."""
+        now = _now()
+        abandoned = [JobRow.status == "running", JobRow.lease_until < now, JobRow.attempts >= max_attempts]
+        with self._session() as session:
+            rows = session.execute(select(JobRow.id, JobRow.owner, JobRow.attempts).where(*abandoned)
+                                   .with_for_update(skip_locked=True)).all()
+            failed = []
+            for job_id, owner, attempts in rows:
+                reason = (f"abandoned: the server running this job stopped {attempts} times before finishing it "
+                          f"(last: {owner}); not retried again (jobs.max_attempts={max_attempts})")
+                if self._finish(session, abandoned, job_id, "failed", reason, None, reason):
+                    failed.append(job_id)
+            return failed
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+# -- schema versions ----------------------------------------------------------------------------------------
+
+
+def _add_columns(connection: Connection, table: str, columns: Sequence[Column]) -> None:
+    for column in columns:
+        column_type = column.type.compile(dialect=connection.dialect)
+        default = f" DEFAULT {column.server_default.arg}" if column.server_default is not None else ""
+        not_null = "" if column.nullable else " NOT NULL"
+        connection.execute(text(f"ALTER TABLE {table} ADD COLUMN {column.name} {column_type}{default}{not_null}"))
+
+
+def _migrate_1_to_2(connection: Connection) -> None:
+    """Jobs survive crashes: a lease, their parameters, and their files (with the uploaded bytes) in job_files.
+    Jobs left queued or running by schema 1 never will finish (their bytes were in a dead process's memory)."""
+    _add_columns(connection, "jobs", [Column("owner", String(128), nullable=True),
+                                      Column("lease_until", DateTime(timezone=True), nullable=True),
+                                      Column("attempts", Integer, nullable=False, server_default=text("0")),
+                                      Column("params", JSON, nullable=True)])
+    JobFileRow.__table__.create(connection)
+    connection.execute(
+        update(JobRow.__table__).where(JobRow.__table__.c.status.in_(("queued", "running")))
+        .values(status="failed", error="the server stopped while this job ran (a tecorag version whose jobs did "
+                                       "not survive a restart); upload the files again"))
+
+
+# (version reached, migration): applied in order to catalogs older than the version
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(2, _migrate_1_to_2)]
+assert MIGRATIONS[-1][0] == SCHEMA_VERSION
+
+
+def _read_version(connection: Connection) -> int | None:
+    """The catalog's schema version; 1 for a catalog made before versions were recorded; None when empty."""
+    tables = set(inspect(connection).get_table_names())
+    if SchemaVersionRow.__tablename__ in tables:
+        return connection.scalar(select(SchemaVersionRow.version).where(SchemaVersionRow.id == 1))
+    return 1 if KBRow.__tablename__ in tables else None
+
+
+def _lock_schema(connection: Connection) -> None:
+    """Hold the catalog's schema lock until the transaction ends, so concurrent openers migrate one at a time."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(7460425010)"))   # a fixed key: tecorag's schema
+    elif connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")                          # the database's write lock
+
+
+def migrate(engine) -> int:
+    """Bring the catalog to SCHEMA_VERSION (create it when empty); returns the version it had."""
+    with engine.connect() as connection:
+        found = _read_version(connection)
+    if found == SCHEMA_VERSION:
+        return found
+    if found is not None and found > SCHEMA_VERSION:
+        raise StoreError(f"the catalog has schema version {found}, newer than this tecorag understands "
+                         f"({SCHEMA_VERSION}): upgrade tecorag")
+    with engine.begin() as connection:
+        _lock_schema(connection)
+        found = _read_version(connection)            # another process may have migrated meanwhile
+        if found is None:
+            _Base.metadata.create_all(connection)
+        else:
+            SchemaVersionRow.__table__.create(connection, checkfirst=True)
+            for version, step in MIGRATIONS:
+                if version > found:
+                    step(connection)
+        connection.execute(delete(SchemaVersionRow))
+        connection.execute(SchemaVersionRow.__table__.insert().values(id=1, version=SCHEMA_VERSION))
+    return found or 0
+
+
+def _with_driver(url: str) -> str:
+    """`postgresql://` means psycopg 3 here (SQLAlchemy's default would be psycopg2, which tecorag does not use)."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
