@@ -262,6 +262,12 @@ class Catalog:
             return None if row is None else _file_record(kb, row)
 
     def upsert_file(self, kb: str, name: str, key: str, **fields: Any) -> FileRecord:
+        try:
+            return self._upsert_file(kb, name, key, **fields)
+        except IntegrityError:       # another process inserted the same file meanwhile: now it is an update
+            return self._upsert_file(kb, name, key, **fields)
+
+    def _upsert_file(self, kb: str, name: str, key: str, **fields: Any) -> FileRecord:
         with self._session() as session:
             kb_row = self._kb_row(session, kb)
             row = session.scalar(select(FileRow).where(FileRow.kb_id == kb_row.id, FileRow.name == name))
