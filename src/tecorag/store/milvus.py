@@ -77,8 +77,7 @@ class MilvusStore:
             schema.add_function(Function(name="bm25", function_type=FunctionType.BM25,
                                          input_field_names=["index_text"], output_field_names=["sparse"]))
             index_params = self._client.prepare_index_params()
-            dense_index = ({"index_type": "FLAT"} if self.embedded
-                           else {"index_type": "HNSW", "params": {"M": 16, "efConstruction": 200}})
+            dense_index = {"index_type": "FLAT"} if self.embedded else {"index_type": "AUTOINDEX"}  # Lite server: no HNSW
             index_params.add_index("dense", metric_type="IP", **dense_index)
             index_params.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
             self._client.create_collection(name, schema=schema, index_params=index_params,
