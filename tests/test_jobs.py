@@ -63,6 +63,30 @@ def test_a_job_abandoned_too_often_ends_failed_with_the_reason(tmp_path):
     assert "max_attempts=1" in failed["result"]["files"]["travel.md"]["error"]
 
 
+def test_a_stopping_server_puts_its_running_job_back_in_the_queue(tmp_path):
+    settings = make_settings(tmp_path / "home", jobs=FAST_JOBS)
+    documents = {"broken.pdf": BROKEN_PDF, **project_documents(8, paragraphs=6)}
+    with running_server(create_app(settings)) as url, httpx.Client(base_url=url, timeout=60) as client:
+        assert client.post("/knowledge_base/create_knowledge_base",
+                           json={"knowledge_base_name": "kb"}).status_code == 200
+        job_id = upload_job(client, "kb", documents)
+        deadline = time.monotonic() + 60
+        while client.get(f"/jobs/{job_id}").json()["data"]["done"] < 1:
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.05)
+    # the server stopped gracefully in the middle of the job
+    with RAG(settings) as rag:
+        stopped = rag.get_job(job_id)
+    assert (stopped.status, stopped.owner, stopped.attempts) == ("queued", None, 0), stopped
+    assert stopped.files["broken.pdf"]["status"] == "failed" and stopped.done < stopped.total
+
+    with running_server(create_app(settings)) as url, httpx.Client(base_url=url, timeout=60) as client:
+        finished = wait_for_job(client, job_id, timeout_s=120)
+    assert finished["status"] == "done" and finished["attempts"] == 1
+    assert finished["result"]["failed_files"].keys() == {"broken.pdf"}
+    assert len(finished["result"]["indexed_files"]) + len(finished["result"]["skipped_files"]) == 8
+
+
 @pytest.mark.slow
 def test_kill_9_during_a_job_then_another_server_finishes_it(tmp_path):
     home = tmp_path / "home"
