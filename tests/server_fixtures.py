@@ -179,3 +179,30 @@ def ask_sources(client: httpx.Client, kb: str, question: str) -> tuple[str, list
     assert reply.status_code == 200, reply.text
     final = sse_data(reply.text)[-1]          # each event holds the whole answer so far; the last one, the docs
     return final["result"], [doc["filename"] for doc in final.get("docs", [])]
+
+
+@contextmanager
+def lite_milvus_server(directory: Path, timeout_s: float = 60) -> Iterator[str]:
+    """Milvus Lite's gRPC server (the Milvus 2.5 engine over TCP) on 127.0.0.1, its data in `directory`, until
+    the block ends; yields its URI once a client can list collections (it accepts connections a moment before)."""
+    from milvus_lite.server import Server
+    from pymilvus import MilvusClient
+
+    port = free_port()
+    server = Server(str(directory / "milvus.db"), address=f"127.0.0.1:{port}")
+    if not (server.init() and server.start()):
+        raise RuntimeError(f"the Milvus Lite server did not start on port {port}")
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                MilvusClient(uri=uri, timeout=5).list_collections()
+                break
+            except Exception as error:  # noqa: BLE001 - any failure here means "not serving yet"
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the Milvus Lite server at {uri} is not serving: {error}") from error
+                time.sleep(0.2)
+        yield uri
+    finally:
+        server.stop()

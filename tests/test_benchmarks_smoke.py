@@ -10,7 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import CMRC_DEV, TECO_DOCS
+import pytest
+
+from conftest import CMRC_DEV
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -67,22 +69,24 @@ def test_scale_grows_the_collection_and_reports_each_size(tmp_path: Path) -> Non
     assert not any(path.name.startswith("scale-") for path in tmp_path.iterdir())   # data directories removed
 
 
-def test_load_serves_concurrent_users_with_both_engines(tmp_path: Path) -> None:
+@pytest.mark.slow   # three replicas started, a Milvus server and a PostgreSQL
+def test_load_serves_distinct_and_repeated_questions_from_one_and_two_replicas(tmp_path: Path) -> None:
     result = run_benchmark(
-        "load.py", "--users", "1,3", "--seconds", "3", "--questions", "3", "--token-delay-ms", "40",
-        "--docs", str(TECO_DOCS / "teco-ops__SDAAC_examples_atomic_README.md"),
+        "load.py", "--users", "1,2", "--seconds", "2", "--replicas", "1,2", "--engines", "llm", "--paragraphs", "30",
+        "--repeated", "3", "--token-delay-ms", "20", "--data", str(CMRC_DEV),
         "--cache", str(tmp_path / "embeddings.sqlite"), "--workdir", str(tmp_path), cwd=tmp_path)
 
-    assert [engine["engine"] for engine in result["engines"]] == ["extractive", "llm"]
-    for engine in result["engines"]:
-        assert [run["users"] for run in engine["runs"]] == [1, 3]
-        for run in engine["runs"]:
-            assert run["requests"] >= run["users"] and run["errors"] == 0 and run["fallbacks"] == 0
-            assert run["requests_per_s"] > 0
-            assert 0 < run["latency_ms"]["p50"] <= run["latency_ms"]["p95"] <= run["latency_ms"]["max"]
-    llm = result["engines"][1]
-    assert llm["standin_requests"] >= sum(run["requests"] for run in llm["runs"])   # answers came from the LLM
-    # Three users each holding a slow stream: the stand-in saw more than one stream at a time.
-    assert llm["standin_max_concurrent_streams"] >= 2
-    assert set(llm["concurrency"]) == {"from_users", "to_users", "speedup", "serialized"}
-    assert not any(path.name.startswith("load-") for path in tmp_path.iterdir())
+    assert result["knowledge_base"]["paragraphs"] == 30 and result["knowledge_base"]["chunks"] >= 30
+    assert result["questions"]["pool"] > 64 and result["questions"]["distinct_asked"] > 0
+    assert result["stores"]["catalog"] in ("postgresql", "sqlite")
+    (engine,) = result["engines"]
+    assert engine["engine"] == "llm"
+    measured = [(run["replicas"], run["users"], run["questions"]) for run in engine["runs"]]
+    assert measured == [(replicas, users, kind) for replicas in (1, 2) for users in (1, 2)
+                        for kind in ("distinct", "repeated")]
+    for run in engine["runs"]:
+        assert run["requests"] >= run["users"] and run["errors"] == 0 and run["fallbacks"] == 0
+    assert [(row["users"], row["questions"]) for row in engine["replica_ratio"]] == [
+        (1, "distinct"), (1, "repeated"), (2, "distinct"), (2, "repeated")]
+    assert all(row["ratio"] > 0 for row in engine["replica_ratio"])
+    assert not any(path.name.startswith("load-") for path in tmp_path.iterdir())   # working directory removed

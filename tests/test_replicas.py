@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server_fixtures import (ServeProcess, ask_sources, clean_environment, free_port, project_documents,
+from server_fixtures import (ServeProcess, ask_sources, clean_environment, lite_milvus_server, project_documents,
                              project_lead, upload_job, wait_for_job)
 
 pytestmark = pytest.mark.slow
@@ -20,28 +20,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def milvus_server(tmp_path_factory) -> Iterator[str]:
-    """Milvus Lite's gRPC server on 127.0.0.1 (the Milvus 2.5 engine over TCP); yields its URI."""
-    from milvus_lite.server import Server
-    from pymilvus import MilvusClient
-
-    port = free_port()
-    server = Server(str(tmp_path_factory.mktemp("milvus-server") / "milvus.db"), address=f"127.0.0.1:{port}")
-    if not (server.init() and server.start()):
-        pytest.fail(f"the Milvus Lite server did not start on port {port}")
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:                      # it accepts connections a moment before it serves
-            try:
-                MilvusClient(uri=uri, timeout=5).list_collections()
-                break
-            except Exception as error:   # noqa: BLE001 - any failure here means "not up yet"
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"Milvus Lite server at {uri} not serving: {error}") from error
-                time.sleep(0.2)
+    with lite_milvus_server(tmp_path_factory.mktemp("milvus-server")) as uri:
         yield uri
-    finally:
-        server.stop()
 
 
 def replica(tmp_path: Path, name: str, milvus_uri: str, catalog_url: str) -> ServeProcess:
