@@ -213,13 +213,7 @@ class RAG:
     def ingest_paths(self, kb: str, paths: Sequence[str | Path], **options) -> IngestReport:
         return self.ingest(kb, documents_from_paths(paths), **options)
 
-    # -- jobs (background ingestion, visible to every process through the catalog) ----------------------
-
-    def create_job(self, kb: str, kind: str, total: int = 0) -> Job:
-        return self.catalog.create_job(kb, kind, total)
-
-    def update_job(self, job_id: str, **fields) -> None:
-        self.catalog.update_job(job_id, **fields)
+    # -- jobs (background ingestion queued in the catalog: see server/ingest_jobs.py) ----------------------
 
     def get_job(self, job_id: str) -> Job | None:
         return self.catalog.get_job(job_id)

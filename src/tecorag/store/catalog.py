@@ -313,12 +313,6 @@ class Catalog:
         return list(session.execute(select(JobFileRow.name, JobFileRow.status, JobFileRow.error)
                                     .where(JobFileRow.job_id == job_id).order_by(JobFileRow.position)))
 
-    def update_job(self, job_id: str, **fields: Any) -> None:
-        if "result" in fields:
-            fields["result"] = json.loads(json.dumps(fields["result"], default=str))
-        with self._session() as session:
-            session.execute(update(JobRow).where(JobRow.id == job_id).values(**fields, updated_at=_now()))
-
     def claim_job(self, owner: str, lease_s: float, max_attempts: int) -> Job | None:
         """Lease the oldest claimable job to `owner`, or None. Exactly one replica wins a job: PostgreSQL locks
         the row (FOR UPDATE SKIP LOCKED, so replicas never wait on each other's candidates) and, on SQLite, which
