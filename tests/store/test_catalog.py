@@ -213,7 +213,7 @@ def test_deleting_a_kb_deletes_its_jobs_and_their_bytes(catalog):
 
 
 def make_schema_1_catalog(url: str) -> None:
-    """A catalog as tecorag made it before schema versions (the frozen DDL in tests/fixtures), with data."""
+    """A catalog as tecorag made it before schema versions (the frozen DDL in tests/store/fixtures), with data."""
     engine = create_engine(url)
     ddl = (FIXTURES / f"catalog_schema_v1.{engine.dialect.name}.sql").read_text()
     statements = [part.strip() for part in ddl.split(";") if part.strip().replace("--", "").strip()]
