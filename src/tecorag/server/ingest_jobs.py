@@ -216,7 +216,7 @@ class IngestJobRunner:
             raise LeaseLost()       # the job was deleted (with its KB) or finished elsewhere
         return data
 
-    def shutdown(self, wait_s: float = 10.0) -> None:
+    def shutdown(self, wait_s: float = 5.0) -> None:
         """Stop claiming; running jobs stop at their next file boundary and go back to the queue. A job still
         inside a long file after `wait_s` keeps its lease until it runs out, then another replica resumes it."""
         self._stopping.set()
