@@ -300,6 +300,21 @@ def test_unreachable_postgres_names_the_url_but_not_the_password():
     assert "hunter2" not in str(raised.value)
 
 
+def test_a_database_that_goes_away_is_a_store_error_naming_it():
+    from postgres_fixtures import postgres_bin, postgres_cluster
+
+    if postgres_bin() is None:
+        pytest.skip("PostgreSQL is not installed (no initdb)")
+    with postgres_cluster(postgres_bin()) as cluster:
+        catalog = Catalog(cluster.create_database())
+        catalog.create_kb("kb", "rag")
+        cluster.stop()
+        with pytest.raises(StoreError) as raised:
+            catalog.get_kb("kb")
+        assert f"the catalog at postgresql+psycopg://postgres@127.0.0.1:{cluster.port}/" in str(raised.value)
+        catalog.close()
+
+
 def _closed_port() -> int:
     from postgres_fixtures import free_port
 

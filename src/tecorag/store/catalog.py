@@ -199,8 +199,11 @@ class Catalog:
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
-            yield session
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except OperationalError as exc:     # the database went away, or is locked past the timeout
+            raise StoreError(f"the catalog at {self.display_url} failed: {exc.orig or exc}") from exc
 
     def _kb_row(self, session: Session, name: str) -> KBRow:
         row = session.scalar(select(KBRow).where(KBRow.name == name))
