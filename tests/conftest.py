@@ -67,7 +67,7 @@ def rag(settings: Settings):
 
 def run_cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     """`tecorag ARGS` in a subprocess, as a user would run it: data in `home`, no APP_* from the developer."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("APP_") and k != "GLOG_log_dir"}
     home.mkdir(parents=True, exist_ok=True)
     return subprocess.run([sys.executable, "-m", "tecorag.cli", *args], capture_output=True, text=True,
                           timeout=180, env={**clean, "TECORAG_HOME": str(home), **env}, cwd=home)

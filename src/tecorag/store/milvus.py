@@ -16,6 +16,7 @@ from ..errors import StoreError
 from ..types import Chunk, Hit
 
 TEXT_MAX = 65535
+_USER_GLOG_DIR = os.environ.get("GLOG_log_dir")
 OUTPUT_FIELDS = ["id", "file", "text", "index_text", "position", "page", "heading", "parent_id"]
 
 
@@ -42,7 +43,9 @@ class MilvusStore:
             # Milvus Lite's engine writes glog files, by default one per process into /tmp; keep them with the data.
             log_dir = Path(uri).parent / "logs"
             log_dir.mkdir(parents=True, exist_ok=True)
-            os.environ.setdefault("GLOG_log_dir", str(log_dir))
+            # The child inherits this process's environment: set it for each store (two data directories in one
+            # process each keep their own logs), unless the user chose a log directory.
+            os.environ["GLOG_log_dir"] = _USER_GLOG_DIR or str(log_dir)
         self.uri = uri
         self.dimension = dimension
         self.consistency_level = consistency_level
