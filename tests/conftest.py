@@ -13,6 +13,8 @@ import pytest
 
 from tecorag.config import Settings, load_settings
 
+pytest_plugins = ["milvus_servers"]   # lite_server, milvus23_server, store_uri: real Milvus servers on loopback
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 TECO_DOCS = SHARED / "data" / "teco-docs"
 CMRC_DEV = SHARED / "data" / "cmrc2018" / "cmrc2018_dev.json"

@@ -49,6 +49,7 @@ class VectorStoreSettings(_Section):
     password: str | None = None
     uri: str | None = None                     # full URI, e.g. http://milvus:19530 or a Milvus Lite file path
     consistency_level: str = "Strong"
+    index_type: str = "AUTOINDEX"              # dense index; AUTOINDEX works on Lite, standalone and cluster alike
 
 
 class LLMSettings(_Section):

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import unicodedata
@@ -31,6 +32,8 @@ from .retrieve.transform import plan_queries
 from .store.catalog import Catalog, FileRecord, Job, KnowledgeBase
 from .store.milvus import MilvusStore
 from .types import Answer, Citation, Hit, Message
+
+log = logging.getLogger("tecorag")
 
 MAX_NAME_LENGTH = 255
 
@@ -108,7 +111,8 @@ class RAG:
         vs = self.settings.vector_store
         return self._part("store", lambda: MilvusStore(self.settings.milvus_uri, self.embedder.dimension,
                                                        user=vs.user, password=vs.password,
-                                                       consistency_level=vs.consistency_level))
+                                                       consistency_level=vs.consistency_level,
+                                                       index_type=vs.index_type))
 
     @property
     def loader(self) -> DocumentLoader:
@@ -159,8 +163,17 @@ class RAG:
     # -- knowledge bases ---------------------------------------------------------------------------------
 
     def create_kb(self, name: str, description: str = "") -> KnowledgeBase:
+        """Atomic: the catalog row reserves the name (unique for every replica), then the collection and its
+        indexes are made; if they cannot be, the row is removed again and the store has dropped any half-made
+        collection, so a failed create leaves nothing behind. On a Milvus without BM25 this warns once."""
         kb = self.catalog.create_kb(validate_name(name), self.settings.vector_store.name, description)
-        self.store.ensure_collection(kb.collection)
+        try:
+            self.store.ensure_collection(kb.collection)
+        except Exception:
+            self.catalog.delete_kb(kb.name)
+            raise
+        if warning := self.store.capabilities.warning:
+            log.warning("knowledge base %s: %s", kb.name, warning)
         return kb
 
     def get_kb(self, name: str) -> KnowledgeBase:

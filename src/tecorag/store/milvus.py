@@ -1,13 +1,19 @@
 """Chunks in Milvus: one collection per knowledge base with text (jieba analyzer), a dense vector and a BM25
-sparse vector produced by Milvus's own BM25 function. Embedded Milvus Lite by default, a server by URI."""
+sparse vector produced by Milvus's own BM25 function. Embedded Milvus Lite by default, a server by URI.
+
+What the server can do is asked, not assumed: Milvus Lite (embedded or its gRPC server) and Milvus 2.5+ get hybrid
+collections; an older server (2.3, 2.4: no BM25 function) gets dense-only collections and one warning. The dense
+index defaults to AUTOINDEX, which every deployment accepts (Lite's "local mode" refuses HNSW)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +21,34 @@ import numpy as np
 from ..errors import StoreError
 from ..types import Chunk, Hit
 
+log = logging.getLogger("tecorag.store")
+
 TEXT_MAX = 65535
 _USER_GLOG_DIR = os.environ.get("GLOG_log_dir")
 OUTPUT_FIELDS = ["id", "file", "text", "index_text", "position", "page", "heading", "parent_id"]
+HYBRID_MIN_VERSION = (2, 5)        # the BM25 function and its sparse output field arrived in Milvus 2.5
+HNSW_BUILD_PARAMS = {"M": 16, "efConstruction": 200}
+
+
+@dataclass(frozen=True)
+class ServerCapabilities:
+    """What the Milvus behind a URI is and can do."""
+
+    version: str                   # e.g. "Milvus Lite 2.5.1 (embedded)", "Milvus v2.3.5-lite"
+    hybrid: bool                   # BM25 function + sparse vectors: hybrid and BM25 retrieval
+
+    @property
+    def warning(self) -> str | None:
+        if self.hybrid:
+            return None
+        return (f"{self.version} has no BM25 function: knowledge bases get dense-only retrieval (no keyword "
+                f"search, no hybrid fusion); Milvus 2.5 or newer gives hybrid retrieval")
+
+
+def parse_version(text: str) -> tuple[int, int] | None:
+    """(major, minor) of a Milvus version string such as 'v2.3.5-lite' or '2.5.4'; None if unrecognised."""
+    match = re.match(r"v?(\d+)\.(\d+)", text.strip())
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 @dataclass(frozen=True)
@@ -35,7 +66,7 @@ class MilvusStore:
     """All vector-store access. Thread-safe: the pymilvus client is shared and Milvus Lite serializes internally."""
 
     def __init__(self, uri: str, dimension: int, user: str | None = None, password: str | None = None,
-                 consistency_level: str = "Strong"):
+                 consistency_level: str = "Strong", index_type: str = "AUTOINDEX"):
         from pymilvus import MilvusClient
 
         self.embedded = not uri.startswith(("http://", "https://", "tcp://", "grpc://"))
@@ -49,44 +80,112 @@ class MilvusStore:
         self.uri = uri
         self.dimension = dimension
         self.consistency_level = consistency_level
+        self.index_type = index_type.upper()
+        if self.embedded:
+            refuse_if_lite_file_held(uri)
         token = f"{user}:{password}" if user and password else ""
         try:
             self._client = MilvusClient(uri=uri, token=token)
         except Exception as exc:  # pymilvus raises a variety of types
+            if self.embedded:
+                refuse_if_lite_file_held(uri)   # lost a race with another process: say who holds it
             raise StoreError(f"cannot open Milvus at {uri}: {exc}") from exc
         self._create_lock = threading.Lock()
+        self._capabilities: ServerCapabilities | None = None
+        self._hybrid_collections: dict[str, bool] = {}
+
+    # -- capabilities ------------------------------------------------------------------------------------
+
+    @property
+    def capabilities(self) -> ServerCapabilities:
+        """Asked once per process. Milvus Lite does not implement GetVersion; it runs the 2.5 engine."""
+        if self._capabilities is None:
+            self._capabilities = self._detect_capabilities()
+        return self._capabilities
+
+    def _detect_capabilities(self) -> ServerCapabilities:
+        if self.embedded:
+            return ServerCapabilities(version=f"Milvus Lite {_lite_version()} (embedded)", hybrid=True)
+        _quiet_version_probe()
+        try:
+            version = self._client.get_server_version()
+        except Exception as exc:
+            if not _is_unimplemented(exc):
+                raise StoreError(f"cannot reach Milvus at {self.uri}: {_engine_message(exc)}") from exc
+            return ServerCapabilities(version=f"Milvus Lite server at {self.uri}", hybrid=True)
+        parsed = parse_version(version)
+        # An unrecognised version string (a managed service, a fork) is taken as current Milvus.
+        return ServerCapabilities(version=f"Milvus {version} at {self.uri}",
+                                  hybrid=parsed is None or parsed >= HYBRID_MIN_VERSION)
+
+    def is_hybrid(self, collection: str) -> bool:
+        """Whether this collection has the BM25 sparse field: asked once per collection, since a collection made
+        by an older server stays dense-only after the server is upgraded."""
+        hybrid = self._hybrid_collections.get(collection)
+        if hybrid is None:
+            fields = self._client.describe_collection(collection)["fields"]
+            hybrid = any(field["name"] == "sparse" for field in fields)
+            self._hybrid_collections[collection] = hybrid
+        return hybrid
 
     # -- collections -------------------------------------------------------------------------------------
 
     def ensure_collection(self, name: str) -> None:
-        from pymilvus import DataType, Function, FunctionType
-
+        """Create the collection with its indexes if it does not exist. On failure nothing is left behind: a
+        collection whose index could not be built would take rows that no search can find."""
         with self._create_lock:
             if self._client.has_collection(name):
                 return
-            schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
-            schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
-            schema.add_field("file_key", DataType.VARCHAR, max_length=64)
-            schema.add_field("file", DataType.VARCHAR, max_length=1024)
-            schema.add_field("text", DataType.VARCHAR, max_length=TEXT_MAX)
-            schema.add_field("index_text", DataType.VARCHAR, max_length=TEXT_MAX, enable_analyzer=True,
-                             analyzer_params={"tokenizer": "jieba"})
-            schema.add_field("position", DataType.INT64)
-            schema.add_field("page", DataType.INT64)
-            schema.add_field("heading", DataType.VARCHAR, max_length=4096)
-            schema.add_field("parent_id", DataType.VARCHAR, max_length=64)
-            schema.add_field("dense", DataType.FLOAT_VECTOR, dim=self.dimension)
+            hybrid = self.capabilities.hybrid
+            try:
+                self._client.create_collection(name, schema=self._schema(hybrid),
+                                               index_params=self._index_params(hybrid),
+                                               consistency_level=self.consistency_level)
+            except Exception as exc:
+                self._drop_quietly(name)
+                raise StoreError(f"cannot create collection {name} on {self.capabilities.version} "
+                                 f"(dense index {self.index_type}): {_engine_message(exc)}") from exc
+            self._hybrid_collections[name] = hybrid
+
+    def _schema(self, hybrid: bool):
+        from pymilvus import DataType, Function, FunctionType
+
+        schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
+        schema.add_field("file_key", DataType.VARCHAR, max_length=64)
+        schema.add_field("file", DataType.VARCHAR, max_length=1024)
+        schema.add_field("text", DataType.VARCHAR, max_length=TEXT_MAX)
+        analyzer = {"enable_analyzer": True, "analyzer_params": {"tokenizer": "jieba"}} if hybrid else {}
+        schema.add_field("index_text", DataType.VARCHAR, max_length=TEXT_MAX, **analyzer)
+        schema.add_field("position", DataType.INT64)
+        schema.add_field("page", DataType.INT64)
+        schema.add_field("heading", DataType.VARCHAR, max_length=4096)
+        schema.add_field("parent_id", DataType.VARCHAR, max_length=64)
+        schema.add_field("dense", DataType.FLOAT_VECTOR, dim=self.dimension)
+        if hybrid:
             schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
             schema.add_function(Function(name="bm25", function_type=FunctionType.BM25,
                                          input_field_names=["index_text"], output_field_names=["sparse"]))
-            index_params = self._client.prepare_index_params()
-            dense_index = {"index_type": "FLAT"} if self.embedded else {"index_type": "AUTOINDEX"}  # Lite server: no HNSW
-            index_params.add_index("dense", metric_type="IP", **dense_index)
+        return schema
+
+    def _index_params(self, hybrid: bool):
+        index_params = self._client.prepare_index_params()
+        build_params = HNSW_BUILD_PARAMS if self.index_type == "HNSW" else {}
+        index_params.add_index("dense", metric_type="IP", index_type=self.index_type, params=build_params)
+        if hybrid:
             index_params.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
-            self._client.create_collection(name, schema=schema, index_params=index_params,
-                                           consistency_level=self.consistency_level)
+        return index_params
+
+    def _drop_quietly(self, name: str) -> None:
+        """Best-effort cleanup after a failed create; the original error is the one worth reporting."""
+        try:
+            if self._client.has_collection(name):
+                self._client.drop_collection(name)
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            log.warning("could not drop half-created collection %s: %s", name, exc)
 
     def drop_collection(self, name: str) -> None:
+        self._hybrid_collections.pop(name, None)
         if self._client.has_collection(name):
             self._client.drop_collection(name)
 
@@ -135,8 +234,16 @@ class MilvusStore:
     def search(self, collection: str, request: StoreQuery) -> list[Hit]:
         from pymilvus import AnnSearchRequest
 
+        if request.mode != "dense" and not self.is_hybrid(collection):
+            if request.mode == "bm25":
+                raise StoreError(f"BM25 retrieval needs Milvus 2.5 or newer: collection {collection} was made "
+                                 f"without BM25 ({self.capabilities.version}); use retrieval mode dense or hybrid")
+            request = replace(request, mode="dense")   # hybrid degrades to its dense route, warned at creation
+        dense_param: dict = {"metric_type": "IP"}
+        if self.index_type == "HNSW":
+            dense_param["params"] = {"ef": max(64, request.limit)}   # HNSW needs ef >= the hits asked for
         dense = AnnSearchRequest(data=[request.vector.tolist()], anns_field="dense",
-                                 param={"metric_type": "IP"}, limit=request.limit)
+                                 param=dense_param, limit=request.limit)
         bm25 = AnnSearchRequest(data=[request.question], anns_field="sparse",
                                 param={"metric_type": "BM25"}, limit=request.limit)
         try:
@@ -172,6 +279,95 @@ class MilvusStore:
             from milvus_lite.server_manager import server_manager_instance
 
             server_manager_instance.release_server(self.uri)
+
+
+def _engine_message(exc: Exception) -> str:
+    """The message of a pymilvus error without its class wrapper (`<MilvusException: (code=..., message=...)>`)."""
+    return str(getattr(exc, "message", "") or exc)
+
+
+def _is_unimplemented(exc: Exception) -> bool:
+    """A gRPC UNIMPLEMENTED status: the server lacks the RPC (Milvus Lite has no GetVersion)."""
+    code = getattr(exc, "code", None)
+    status = code() if callable(code) else code
+    return "UNIMPLEMENTED" in f"{status} {exc!r}"
+
+
+class _DropVersionProbeErrors(logging.Filter):
+    """pymilvus logs every failed RPC at ERROR; the version probe's expected failure on Milvus Lite is not one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "[get_server_version]" not in record.getMessage()
+
+
+_VERSION_PROBE_FILTER = _DropVersionProbeErrors()
+
+
+def _quiet_version_probe() -> None:
+    pymilvus_log = logging.getLogger("pymilvus.decorators")
+    if _VERSION_PROBE_FILTER not in pymilvus_log.filters:
+        pymilvus_log.addFilter(_VERSION_PROBE_FILTER)
+
+
+def _lite_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("milvus-lite")
+    except PackageNotFoundError:
+        return "(unknown version)"
+
+
+# -- one process per Milvus Lite file ---------------------------------------------------------------------
+
+
+def lite_file_holders(db_file: str | Path) -> list[tuple[int, str]]:
+    """Other processes that hold a Milvus Lite file open: (pid, command line) of the parent of each Milvus Lite
+    engine process serving that file. Linux /proc; elsewhere nothing is found and Milvus Lite's own lock speaks.
+
+    Milvus Lite starts one engine process per file (`milvus_lite/lib/milvus <db file> <socket> ...`) and takes an
+    exclusive lock for it; a second process's attempt fails, and its cleanup deletes the lock file of the first
+    (milvus-lite 2.5.1), so the engine process itself is the reliable sign."""
+    target = str(Path(db_file).absolute().resolve())
+    holders: list[tuple[int, str]] = []
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return holders
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if len(argv) < 2 or not argv[0].endswith(b"milvus_lite/lib/milvus"):
+                continue
+            if os.fsdecode(argv[1]) != target:
+                continue
+            parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue   # the process ended while we looked
+        if parent != os.getpid():
+            holders.append((parent, _command_line(parent)))
+    return holders
+
+
+def _command_line(pid: int) -> str:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "(exited)"
+    return " ".join(os.fsdecode(part) for part in argv if part)[:300]
+
+
+def refuse_if_lite_file_held(db_file: str) -> None:
+    holders = lite_file_holders(db_file)
+    if not holders:
+        return
+    who = "; ".join(f"pid {pid} ({command})" for pid, command in holders)
+    raise StoreError(
+        f"the Milvus Lite file {db_file} is in use by another process: {who}. Only one process can open a Milvus "
+        f"Lite file. If that is `tecorag serve`, upload through it (POST /knowledge_base/upload_docs or the web "
+        f"UI), or stop it and run this again; for several processes, run a Milvus server and set "
+        f"APP_VECTOR_STORE_URI.")
 
 
 def _chunk_from_entity(entity: dict) -> Chunk:

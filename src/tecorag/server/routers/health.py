@@ -29,6 +29,7 @@ class Readiness(BaseModel):
     ready: bool
     degraded: bool = False
     checks: dict[str, Check]
+    warnings: list[str] = []           # ready, but an operator should know (e.g. Milvus < 2.5: dense-only retrieval)
 
 
 def timed_check(probe: Callable[[], Any]) -> Check:
@@ -52,7 +53,9 @@ def readiness(state: ServerState) -> Readiness:
 
     def milvus() -> str:
         rag.store.has_collection(READY_PROBE_COLLECTION)  # a round trip to Milvus
-        return settings.milvus_uri
+        capabilities = rag.store.capabilities             # asked once per process
+        retrieval = "hybrid (dense + BM25)" if capabilities.hybrid else "dense-only"
+        return f"{capabilities.version}: {retrieval} retrieval"
 
     def llm() -> str:
         assert state.llm_client is not None
@@ -67,9 +70,10 @@ def readiness(state: ServerState) -> Readiness:
     core_ok = checks["catalog"].ok and checks["milvus"].ok
     llm_ok = checks["llm"].ok
     fallback = settings.llm.fallback_to_extractive
+    warnings = [rag.store.capabilities.warning] if checks["milvus"].ok and rag.store.capabilities.warning else []
     # With the extractive fallback a dead LLM still leaves the service answering: ready, but degraded.
     return Readiness(ready=core_ok and (llm_ok or fallback), degraded=core_ok and not llm_ok and fallback,
-                     checks=checks)
+                     checks=checks, warnings=warnings)
 
 
 @router.get("/health", response_model=Envelope[dict], summary="存活检查")

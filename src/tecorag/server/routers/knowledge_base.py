@@ -61,7 +61,8 @@ def checked_name(name: str) -> str:
 @router.post("/create_knowledge_base", response_model=Envelope[None], summary="创建知识库")
 def create_knowledge_base(body: CreateKnowledgeBaseRequest, rag: Rag) -> Envelope[None]:
     rag.create_kb(checked_name(body.knowledge_base_name), body.kb_info)
-    return Envelope(msg=f"已新增知识库 {body.knowledge_base_name}")
+    warning = rag.store.capabilities.warning    # e.g. Milvus < 2.5: dense-only retrieval
+    return Envelope(msg=f"已新增知识库 {body.knowledge_base_name}" + (f"；warning: {warning}" if warning else ""))
 
 
 @router.post("/delete_knowledge_base", response_model=Envelope[None], summary="删除知识库", openapi_extra=NAME_BODY)
