@@ -9,6 +9,7 @@ embedding a million chunks would take days on two cores. See benchmarks/README.m
     python benchmarks/scale.py                                   # CMRC only, then 10k, 100k, 1M chunks
     python benchmarks/scale.py --sizes 10000,100000 --questions 500 --cache /tmp/bench/embeddings.sqlite
     python benchmarks/scale.py --uri http://milvus:19530         # the same against a Milvus server
+    python benchmarks/scale.py --lite-server                     # against Milvus Lite's gRPC server (started here)
 
 Progress goes to stderr; the last line of stdout is one JSON object.
 """
@@ -24,8 +25,10 @@ import shutil
 import sqlite3
 import sys
 import tempfile
+import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +63,7 @@ PRIOR_MEMORY_BYTES_PER_CHUNK = 16_000     # ~8 KB measured in Milvus Lite 2.5 at
 PRIOR_DISK_BYTES_PER_CHUNK = 8_000        # ~5 KB measured
 DISK_HEADROOM_BYTES = 1 << 30
 WARMUP_QUERIES = 10
+LITE_SERVER_FILE = "milvus-server.db"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -88,6 +92,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--memory-headroom-mb", type=int, default=2048,
                         help="skip or stop growing when the machine would have less memory available than this")
     parser.add_argument("--uri", default=None, help="Milvus server URI (default: Milvus Lite in the data directory)")
+    parser.add_argument("--lite-server", action="store_true",
+                        help="start Milvus Lite's gRPC server on a loopback port in the data directory and measure "
+                             "through its URI (its memory and file are counted as for embedded Lite)")
     parser.add_argument("--config", type=Path, default=None, help="tecorag YAML settings to start from")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -96,6 +103,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     unknown = set(args.routes) - set(ROUTES)
     if unknown or "hybrid" not in args.routes:
         parser.error(f"--routes must include hybrid and may add bm25, dense; got {args.routes}")
+    if args.uri and args.lite_server:
+        parser.error("--uri and --lite-server name two different stores; give one")
     return args
 
 
@@ -142,10 +151,12 @@ def meminfo_bytes(field: str = "MemAvailable") -> int:
 
 
 def store_disk_bytes(settings: Settings) -> int | None:
-    """Size of the Milvus Lite database file(s); None for a server, whose disk is not ours to see."""
-    if not settings.milvus_is_embedded:
+    """Size of the Milvus Lite database file(s), embedded or served by `--lite-server`; None for another server,
+    whose disk is not ours to see."""
+    served = settings.home / LITE_SERVER_FILE
+    if not settings.milvus_is_embedded and not served.exists():
         return None
-    database = Path(settings.milvus_uri)
+    database = Path(settings.milvus_uri) if settings.milvus_is_embedded else served
     return sum(path.stat().st_size for path in database.parent.iterdir()
                if path.is_file() and database.name in path.name)
 
@@ -400,14 +411,43 @@ def insert_distractors(rag: RAG, kb: KnowledgeBase, maker: DistractorMaker, coun
     return written, store_seconds, stopped
 
 
+@contextmanager
+def lite_server(folder: Path) -> Iterator[str]:
+    """Milvus Lite's gRPC server (the 2.5 engine over TCP) as a child process on a free loopback port; its URI."""
+    from milvus_lite.server import Server
+    from pymilvus import MilvusClient
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = Server(str(folder / LITE_SERVER_FILE), address=f"127.0.0.1:{port}")
+    if not (server.init() and server.start()):
+        raise SystemExit(f"Milvus Lite server did not start on port {port}")
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                MilvusClient(uri=uri, timeout=5).list_collections()
+                break
+            except Exception:  # not serving yet
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield uri
+    finally:
+        server.stop()
+
+
 def run_scale(args: argparse.Namespace, console: Console) -> dict:
     documents, questions = load_cmrc(args.data, args.paragraphs)
     corpus = split_corpus(documents, questions, args.seed)
     sample = quality_sample(corpus, args.questions, args.seed)
     asks, asks_reused = ask_samples(corpus, 1 + len(args.sizes), args.ask_questions)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="scale-", dir=args.workdir) as home:
-        overrides = {"vector_store": {"uri": args.uri}} if args.uri else {}
+    with (tempfile.TemporaryDirectory(prefix="scale-", dir=args.workdir) as home,
+          lite_server(Path(home)) if args.lite_server else nullcontext(args.uri) as uri):
+        overrides = {"vector_store": {"uri": uri}} if uri else {}
         settings = load_settings(args.config, environ={}, home=Path(home), **overrides)
         if args.cache.exists():
             copy_sqlite(args.cache, settings.home / "embeddings.sqlite")
@@ -461,6 +501,8 @@ def grow_and_measure(rag: RAG, settings: Settings, corpus: Corpus, sample: list[
         "benchmark": "scale",
         "store": (f"milvus-lite {importlib.metadata.version('milvus-lite')}" if settings.milvus_is_embedded
                   else f"milvus server {settings.milvus_uri}"),
+        "store_version": rag.store.capabilities.version,
+        "hybrid": rag.store.capabilities.hybrid,
         "embedder": rag.embedder.name,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "machine": {"cpus": os.cpu_count(), "memory_gb": round(meminfo_bytes("MemTotal") / 2**30, 1),

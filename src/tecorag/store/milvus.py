@@ -123,7 +123,11 @@ class MilvusStore:
         by an older server stays dense-only after the server is upgraded."""
         hybrid = self._hybrid_collections.get(collection)
         if hybrid is None:
-            fields = self._client.describe_collection(collection)["fields"]
+            try:
+                fields = self._client.describe_collection(collection)["fields"]
+            except Exception as exc:
+                raise StoreError(f"cannot describe collection {collection} on {self.capabilities.version}: "
+                                 f"{_engine_message(exc)}") from exc
             hybrid = any(field["name"] == "sparse" for field in fields)
             self._hybrid_collections[collection] = hybrid
         return hybrid
