@@ -98,7 +98,8 @@ def test_failed_create_leaves_no_row_and_no_collection(lite_server, tmp_path: Pa
         with pytest.raises(StoreError) as failure:
             rag.create_kb("r1")
         message = str(failure.value)
-        assert "HNSW" in message and "Milvus Lite server" in message
+        assert "knowledge base r1 not created" in message and "Milvus Lite server" in message
+        assert "HNSW" in message and "AUTOINDEX" in message                # what was refused, what works
         assert "MilvusException" not in message                          # the engine's words, not its repr
         assert rag.list_kbs() == []
         assert set(observer.list_collections()) == collections_before

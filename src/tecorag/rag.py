@@ -19,7 +19,7 @@ from .config import Settings, TextSplitterSettings
 from .embed import build_embedder
 from .embed.base import Embedder
 from .embed.cache import CachedEmbedder
-from .errors import FileNotInKnowledgeBase, InvalidName
+from .errors import FileNotInKnowledgeBase, InvalidName, StoreError
 from .generate.base import Generator
 from .generate.extractive import ExtractiveAnswerer
 from .generate.factory import build_generator, build_llm_client
@@ -169,8 +169,10 @@ class RAG:
         kb = self.catalog.create_kb(validate_name(name), self.settings.vector_store.name, description)
         try:
             self.store.ensure_collection(kb.collection)
-        except Exception:
+        except Exception as exc:
             self.catalog.delete_kb(kb.name)
+            if isinstance(exc, StoreError):
+                raise StoreError(f"knowledge base {kb.name} not created: {exc}") from exc
             raise
         if warning := self.store.capabilities.warning:
             log.warning("knowledge base %s: %s", kb.name, warning)

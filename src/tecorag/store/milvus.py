@@ -147,8 +147,10 @@ class MilvusStore:
                                                consistency_level=self.consistency_level)
             except Exception as exc:
                 self._drop_quietly(name)
+                hint = ("" if self.index_type == "AUTOINDEX" else
+                        "; vector_store.index_type AUTOINDEX (APP_VECTOR_STORE_INDEX_TYPE) works on every Milvus")
                 raise StoreError(f"cannot create collection {name} on {self.capabilities.version} "
-                                 f"(dense index {self.index_type}): {_engine_message(exc)}") from exc
+                                 f"(dense index {self.index_type}): {_engine_message(exc)}{hint}") from exc
             self._hybrid_collections[name] = hybrid
 
     def _schema(self, hybrid: bool):
@@ -287,7 +289,7 @@ class MilvusStore:
 
 def _engine_message(exc: Exception) -> str:
     """The message of a pymilvus error without its class wrapper (`<MilvusException: (code=..., message=...)>`)."""
-    return str(getattr(exc, "message", "") or exc)
+    return str(getattr(exc, "message", "") or exc).strip().rstrip(":").strip()
 
 
 def _is_unimplemented(exc: Exception) -> bool:
