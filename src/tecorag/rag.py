@@ -166,15 +166,17 @@ class RAG:
         """Atomic: the catalog row reserves the name (unique for every replica), then the collection and its
         indexes are made; if they cannot be, the row is removed again and the store has dropped any half-made
         collection, so a failed create leaves nothing behind. On a Milvus without BM25 this warns once."""
-        kb = self.catalog.create_kb(validate_name(name), self.settings.vector_store.name, description)
+        validate_name(name)
+        store = self.store            # opened first: a store that cannot be opened is not a failed create
+        kb = self.catalog.create_kb(name, self.settings.vector_store.name, description)
         try:
-            self.store.ensure_collection(kb.collection)
+            store.ensure_collection(kb.collection)
         except Exception as exc:
             self.catalog.delete_kb(kb.name)
             if isinstance(exc, StoreError):
                 raise StoreError(f"knowledge base {kb.name} not created: {exc}") from exc
             raise
-        if warning := self.store.capabilities.warning:
+        if warning := store.capabilities.warning:
             log.warning("knowledge base %s: %s", kb.name, warning)
         return kb
 
