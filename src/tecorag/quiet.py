@@ -28,6 +28,15 @@ def configure(verbose: bool = False) -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def pymilvus_logs() -> None:
+    """Silence pymilvus's log lines; call after importing pymilvus, whose import configures its own loggers (level
+    WARNING, INFO for its client) over whatever `configure` set. It logs every failed RPC with the engine's raw
+    words; the exception reaches the user anyway, through tecorag's own error naming what failed."""
+    if not _verbose:
+        for name in ("pymilvus", "pymilvus.milvus_client"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def jieba() -> ModuleType:
     """jieba, imported with its "Building prefix dict…" lines silenced: jieba sets its logger to DEBUG when
     imported, so the level must be set after the import."""

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import quiet
 from ..errors import StoreError
 from ..types import Chunk, Hit
 
@@ -69,6 +70,7 @@ class MilvusStore:
                  consistency_level: str = "Strong", index_type: str = "AUTOINDEX"):
         from pymilvus import MilvusClient
 
+        quiet.pymilvus_logs()
         self.embedded = not uri.startswith(("http://", "https://", "tcp://", "grpc://"))
         if self.embedded:
             # Milvus Lite's engine writes glog files, by default one per process into /tmp; keep them with the data.
