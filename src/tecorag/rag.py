@@ -29,9 +29,9 @@ from .ingest.pipeline import IngestProgress, IngestReport, Ingestor, SourceDocum
 from .retrieve.hybrid import HybridRetriever
 from .retrieve.rerank import Reranker, build_reranker
 from .retrieve.transform import plan_queries
-from .store.catalog import Catalog, FileRecord, Job, KnowledgeBase
+from .store.catalog import Catalog, Feedback, FileRecord, Job, KnowledgeBase
 from .store.milvus import MilvusStore
-from .types import Answer, Citation, Hit, Message
+from .types import Answer, Chunk, Citation, Hit, Message
 
 log = logging.getLogger("tecorag")
 
@@ -215,6 +215,13 @@ class RAG:
             self.store.delete_file(knowledge_base.collection, record.key)
             self.catalog.delete_file(knowledge_base.name, filename)
 
+    def file_chunks(self, kb: str, filename: str) -> list[Chunk]:
+        knowledge_base = self.get_kb(kb)
+        record = self.catalog.get_file(knowledge_base.name, filename)
+        if record is None:
+            raise FileNotInKnowledgeBase(f"file not in knowledge base {kb}: {filename}")
+        return self.store.file_chunks(knowledge_base.collection, record.key)
+
     def ingest(self, kb: str, documents: Sequence[SourceDocument], *, sync: bool = False, force: bool = False,
                splitter: TextSplitterSettings | None = None,
                progress: Callable[[IngestProgress], None] | None = None) -> IngestReport:
@@ -235,11 +242,22 @@ class RAG:
     def get_job(self, job_id: str) -> Job | None:
         return self.catalog.get_job(job_id)
 
+    # -- answer feedback -------------------------------------------------------------------------------
+
+    def add_feedback(self, kb: str, question: str, answer: str, sources: list[dict], rating: int,
+                     comment: str = "") -> Feedback:
+        return self.catalog.add_feedback(self.get_kb(kb).name, question, answer, sources, rating, comment)
+
+    def list_feedback(self, kb: str) -> list[Feedback]:
+        return self.catalog.list_feedback(self.get_kb(kb).name)
+
     # -- questions ---------------------------------------------------------------------------------------
 
     def retrieve(self, kb: str, question: str, *, top_k: int | None = None, score_threshold: float | None = None,
                  mode: str | None = None) -> list[Hit]:
         knowledge_base = self.get_kb(kb)
+        if knowledge_base.chunk_count == 0:
+            return []   # nothing indexed: skip the store (Milvus Lite's BM25 errors on a never-filled collection)
         return self.retriever.retrieve(knowledge_base.collection, question, top_k=top_k, mode=mode,
                                        score_threshold=score_threshold)
 
@@ -261,9 +279,9 @@ class RAG:
         if self.llm_client is not None:
             timings["transform"] = (time.perf_counter() - started) * 1000
         retrieve_started = time.perf_counter()
-        hits = self.retriever.retrieve(knowledge_base.collection, plan.standalone, top_k=top_k,
-                                         score_threshold=score_threshold, rephrasings=plan.rephrasings,
-                                         hyde_passage=plan.hyde_passage)
+        hits = [] if knowledge_base.chunk_count == 0 else self.retriever.retrieve(
+            knowledge_base.collection, plan.standalone, top_k=top_k, score_threshold=score_threshold,
+            rephrasings=plan.rephrasings, hyde_passage=plan.hyde_passage)
         timings["retrieve"] = (time.perf_counter() - retrieve_started) * 1000
         yield StreamEvent(kind="hits", hits=hits)
         generate_started = time.perf_counter()

@@ -9,10 +9,14 @@ Consistency rules (a crash or Ctrl-C anywhere leaves a state the next run repair
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
+
+import numpy as np
 
 from ..config import TextSplitterSettings
 from ..embed.cache import CachedEmbedder
@@ -35,12 +39,25 @@ class SourceDocument:
         return cls(name=name, read=lambda: data)
 
 
+class IngestStage(StrEnum):
+    """What is being done to a file right now (reported between its start and its FileStatus outcome)."""
+
+    PARSING = "parsing"
+    EMBEDDING = "embedding"
+    STORING = "storing"
+
+
 @dataclass(frozen=True)
 class IngestProgress:
+    """A file entered a stage (parsing, embedding, storing) or finished (indexed, skipped, failed, removed).
+    While embedding, `chunks_done` of the file's `chunks_total` chunks have their vectors."""
+
     file: str
     files_done: int
     files_total: int
-    status: FileStatus          # indexed | skipped | failed | removed
+    status: FileStatus | IngestStage    # a stage it entered, or how it ended (indexed, skipped, failed, removed)
+    chunks_done: int = 0
+    chunks_total: int = 0
 
 
 @dataclass
@@ -112,17 +129,22 @@ class Ingestor:
             if progress:
                 progress(IngestProgress(name, finished, total, status))
 
+        def stage(name: str, status: IngestStage, chunks_done: int = 0, chunks_total: int = 0) -> None:
+            if progress:
+                progress(IngestProgress(name, finished, total, status, chunks_done, chunks_total))
+
         waiting: list[_SplitFile] = []
         for document in documents:
+            stage(document.name, IngestStage.PARSING)
             split = self._read_and_split(kb, document, splitter, force, report)
             if isinstance(split, FileStatus):
                 finish(document.name, split)
                 continue
             waiting.append(split)
             if sum(len(item.chunks) for item in waiting) >= self.embed_batch:
-                self._index(kb, waiting, report, finish)
+                self._index(kb, waiting, report, finish, stage)
                 waiting = []
-        self._index(kb, waiting, report, finish)
+        self._index(kb, waiting, report, finish, stage)
         if sync:
             wanted = {document.name for document in documents}
             for record in self.catalog.list_files(kb.name):
@@ -159,12 +181,13 @@ class Ingestor:
         return _SplitFile(document.name, key, sha256, len(data), chunks)
 
     def _index(self, kb: KnowledgeBase, files: list[_SplitFile], report: IngestReport,
-               finish: Callable[[str, FileStatus], None]) -> None:
+               finish: Callable[[str, FileStatus], None], stage: Callable[..., None]) -> None:
         if not files:
             return
-        vectors = self.embedder.embed_documents([chunk.index_text for item in files for chunk in item.chunks])
+        vectors = self._embed_reporting(files, stage)
         offset = 0
         for item in files:
+            stage(item.name, IngestStage.STORING, len(item.chunks), len(item.chunks))
             self.catalog.upsert_file(kb.name, item.name, item.key, sha256=item.sha256, size=item.size,
                                      status=FileStatus.INDEXING, error=None, chunk_count=0)
             self.store.replace_file(kb.collection, item.key, item.chunks, vectors[offset:offset + len(item.chunks)])
@@ -173,6 +196,22 @@ class Ingestor:
             report.indexed.append(item.name)
             report.chunks += len(item.chunks)
             finish(item.name, FileStatus.INDEXED)
+
+    def _embed_reporting(self, files: list[_SplitFile], stage: Callable[..., None]) -> np.ndarray:
+        """The vectors of every chunk of `files`, embedded in batches; after each batch every file it touched
+        reports how many of its chunks are embedded (a big file shows its progress, not a long silence)."""
+        texts = [chunk.index_text for item in files for chunk in item.chunks]
+        starts = list(itertools.accumulate((len(item.chunks) for item in files), initial=0))
+        for item in files:
+            stage(item.name, IngestStage.EMBEDDING, 0, len(item.chunks))
+        batches = []
+        for begin in range(0, len(texts), self.embed_batch):
+            end = min(begin + self.embed_batch, len(texts))
+            batches.append(self.embedder.embed_documents(texts[begin:end]))
+            for item, first in zip(files, starts):
+                if first < end and first + len(item.chunks) > begin:
+                    stage(item.name, IngestStage.EMBEDDING, min(end - first, len(item.chunks)), len(item.chunks))
+        return np.concatenate(batches) if batches else np.zeros((0, self.embedder.dimension), dtype=np.float32)
 
     def _fail(self, kb: KnowledgeBase, name: str, key: str, data: bytes, message: str, report: IngestReport) -> FileStatus:
         self.store.delete_file(kb.collection, key)

@@ -27,7 +27,7 @@ from .auth import ApiKeyGuard, load_api_keys
 from .deps import ServerState
 from .errors import install_error_handlers
 from .ingest_jobs import IngestJobRunner
-from .routers import chat, files, health, jobs, knowledge_base, openai, search
+from .routers import chat, feedback, files, health, jobs, knowledge_base, openai, search
 from .uploads import BodySizeLimit, UploadLimits
 
 log = logging.getLogger("tecorag.server")
@@ -72,7 +72,8 @@ def create_app(settings: Settings, rag: RAG | None = None) -> FastAPI:
 
     app.include_router(health.router)
     protected = [Depends(guard)]
-    for router in (knowledge_base.router, files.router, jobs.router, search.router, chat.router, openai.router):
+    for router in (knowledge_base.router, files.router, jobs.router, search.router, chat.router, feedback.router,
+                   openai.router):
         app.include_router(router, dependencies=protected)
 
     mount_web_ui(app)

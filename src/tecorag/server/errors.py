@@ -2,6 +2,8 @@
 
 Teco-RAG routes answer `{"code", "msg", "data"}` with the HTTP status equal to `code`; the OpenAI-compatible
 routes (`/v1/...`) answer OpenAI's `{"error": {"message", "type", "code"}}` so OpenAI clients show the message.
+Teco-RAG errors also carry `error_code`, a stable word (`kb_not_found`, `api_key_required`...) that clients map to
+text in their user's language; `msg` stays English for logs and scripts. (`code` is Teco-RAG's HTTP status.)
 """
 
 from __future__ import annotations
@@ -28,19 +30,40 @@ class JobNotFound(TecoragError):
     """No background job has that id."""
 
 
-# Most specific first: the first class the error is an instance of decides the status.
-STATUS_BY_ERROR: tuple[tuple[type[TecoragError], int], ...] = (
-    (InvalidName, 403),
-    (KnowledgeBaseNotFound, 404),
-    (KnowledgeBaseExists, 404),        # Teco-RAG answers 404 for "a knowledge base of that name exists"
-    (FileNotInKnowledgeBase, 404),
-    (JobNotFound, 404),
-    (TooLarge, 413),
-    (Unauthorized, 401),
-    (InputError, 422),
-    (LoaderError, 422),
-    (LLMTimeout, 504),
-    (LLMError, 502),
+class OriginalNotKept(TecoragError):
+    """The server has no copy of the file's bytes (it was not uploaded through the API)."""
+
+
+# Most specific first: the first class the error is an instance of decides the status and the error code.
+STATUS_BY_ERROR: tuple[tuple[type[TecoragError], int, str], ...] = (
+    (InvalidName, 403, "invalid_name"),
+    (KnowledgeBaseNotFound, 404, "kb_not_found"),
+    (KnowledgeBaseExists, 404, "kb_exists"),        # Teco-RAG answers 404 for "a knowledge base of that name exists"
+    (FileNotInKnowledgeBase, 404, "file_not_found"),
+    (JobNotFound, 404, "job_not_found"),
+    (OriginalNotKept, 409, "original_not_kept"),
+    (TooLarge, 413, "too_large"),
+    (Unauthorized, 401, "api_key_required"),
+    (InputError, 422, "invalid_input"),
+    (LoaderError, 422, "unreadable_file"),
+    (LLMTimeout, 504, "llm_timeout"),
+    (LLMError, 502, "llm_failed"),
+)
+
+# Codes of replies that do not come from a TecoragError (framework errors), by HTTP status.
+CODE_BY_STATUS = {401: "api_key_required", 404: "not_found", 405: "not_found", 413: "too_large",
+                  422: "invalid_input", 500: "internal"}
+
+# Why a file failed to index, as a stable code: the loaders' reasons (see ingest/loaders.py), first match wins.
+FILE_ERROR_CODES: tuple[tuple[str, str], ...] = (
+    ("unsupported file type", "unsupported_type"),
+    ("encrypted", "encrypted"),
+    ("empty file", "empty_file"),
+    ("no text found", "no_text"),
+    ("text encoding", "unknown_encoding"),
+    ("antiword", "missing_tool"),
+    ("OCR engine", "missing_tool"),
+    ("corrupt", "corrupt"),
 )
 
 OPENAI_ERROR_TYPES = {401: "authentication_error", 403: "permission_error", 404: "invalid_request_error",
@@ -48,10 +71,24 @@ OPENAI_ERROR_TYPES = {401: "authentication_error", 403: "permission_error", 404:
 
 
 def status_for(error: Exception) -> int:
-    for error_type, status in STATUS_BY_ERROR:
+    return _status_and_code(error)[0]
+
+
+def error_code_for(error: Exception) -> str:
+    return _status_and_code(error)[1]
+
+
+def _status_and_code(error: Exception) -> tuple[int, str]:
+    for error_type, status, code in STATUS_BY_ERROR:
         if isinstance(error, error_type):
-            return status
-    return 500
+            return status, code
+    return 500, "internal"
+
+
+def file_error_code(message: str) -> str:
+    """The stable code of a file's indexing error (its message is the loader's English reason)."""
+    lowered = message.lower()
+    return next((code for marker, code in FILE_ERROR_CODES if marker.lower() in lowered), "unreadable")
 
 
 def envelope(code: int, msg: str, data: Any = None) -> dict[str, Any]:
@@ -59,12 +96,12 @@ def envelope(code: int, msg: str, data: Any = None) -> dict[str, Any]:
 
 
 def error_response(path: str, status: int, message: str, data: Any = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+                   headers: dict[str, str] | None = None, error_code: str | None = None) -> JSONResponse:
     if path.startswith(OPENAI_PREFIX):
         body: dict[str, Any] = {"error": {"message": message, "type": OPENAI_ERROR_TYPES.get(status, "server_error"),
                                           "code": _openai_code(status), "param": None}}
     else:
-        body = envelope(status, message, data)
+        body = {**envelope(status, message, data), "error_code": error_code or CODE_BY_STATUS.get(status, "internal")}
     return JSONResponse(jsonable_encoder(body), status_code=status, headers=headers)
 
 
@@ -83,7 +120,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if status >= 500:
             log.error("%s %s failed: %s", request.method, request.url.path, error, exc_info=error)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return error_response(request.url.path, status, error_message(error), headers=headers)
+        return error_response(request.url.path, status, error_message(error), headers=headers,
+                              error_code=error_code_for(error))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 
 from ..config import JobSettings, TextSplitterSettings
-from ..ingest.pipeline import IngestProgress, SourceDocument
+from ..ingest.pipeline import IngestProgress, IngestStage, SourceDocument
 from ..rag import RAG
 from ..store.catalog import FINAL_FILE_STATUSES, Job
 from ..types import FileStatus
@@ -32,6 +32,15 @@ def already_indexed(rag: RAG, kb: str, documents: Sequence[SourceDocument]) -> l
     """Names of the documents that the KB already holds as indexed files."""
     indexed = {record.name for record in rag.list_files(kb) if record.status == FileStatus.INDEXED}
     return [document.name for document in documents if document.name in indexed]
+
+
+def keep_originals(rag: RAG, kb: str, documents: Sequence[SourceDocument], *, override: bool = True) -> None:
+    """Keep the uploaded bytes in the catalog (for retrying a file and showing its PDF pages, from any replica);
+    with `override` false, a file already indexed keeps the original it was indexed from."""
+    kept = set(already_indexed(rag, kb, documents)) if not override else set()
+    for document in documents:
+        if document.name not in kept:
+            rag.catalog.put_original(kb, document.name, document.read())
 
 
 def ingest_uploads(rag: RAG, kb: str, documents: Sequence[SourceDocument], *, override: bool = True,
@@ -181,19 +190,23 @@ class IngestJobRunner:
             for name in kept:
                 record(name, FileStatus.SKIPPED)
             documents = [document for document in documents if document.name not in kept]
-        waiting = [document.name for document in documents]
-        if waiting:
-            record(waiting[0], FileStatus.INDEXING, message="started")   # the ingestor takes files in upload order
+        stages: dict[str, str] = {}
 
         def on_progress(event: IngestProgress) -> None:
+            """Each file's stage (parsing, embedding, storing) and outcome as the ingestor reports them; while
+            embedding, how many of its chunks are done."""
+            if isinstance(event.status, IngestStage):
+                if stages.get(event.file) != event.status:
+                    stages[event.file] = event.status
+                    record(event.file, event.status, message=event.file)
+                if event.status == IngestStage.EMBEDDING and not self.catalog.set_job_progress(
+                        job.id, self.owner, event.file, event.chunks_done, event.chunks_total):
+                    raise LeaseLost()
+                return
             error = None
             if event.status == FileStatus.FAILED:
                 error = next((r.error for r in self.rag.list_files(kb) if r.name == event.file), None)
-            if event.file in waiting:
-                waiting.remove(event.file)
             record(event.file, event.status, error, message=event.file)
-            if waiting:
-                record(waiting[0], FileStatus.INDEXING)
 
         if documents:
             ingest_uploads(self.rag, kb, documents, override=True, splitter=splitter, progress=on_progress)

@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import InputError
 from ..store.catalog import FileRecord, Job, KnowledgeBase
-from ..types import Citation, Hit, Message
+from ..types import Chunk, Citation, Hit, Message
+from .errors import file_error_code
 
 T = TypeVar("T")
 
@@ -52,6 +53,7 @@ class FileInfo(BaseModel):
     name: str
     status: str = Field(description="pending | indexing | indexed | failed")
     error: str | None = None
+    error_code: str | None = Field(None, description="stable code of `error` (unsupported_type, corrupt, ...)")
     chunk_count: int
     size: int
     created_at: datetime
@@ -59,7 +61,8 @@ class FileInfo(BaseModel):
 
     @classmethod
     def of(cls, record: FileRecord) -> FileInfo:
-        return cls(name=record.name, status=record.status, error=record.error, chunk_count=record.chunk_count,
+        return cls(name=record.name, status=record.status, error=record.error,
+                   error_code=file_error_code(record.error) if record.error else None, chunk_count=record.chunk_count,
                    size=record.size, created_at=record.created_at, updated_at=record.updated_at)
 
 
@@ -100,8 +103,17 @@ class JobInfo(BaseModel):
     @classmethod
     def of(cls, job: Job) -> JobInfo:
         return cls(id=job.id, kb=job.kb, kind=job.kind, status=job.status, total=job.total, done=job.done,
-                   message=job.message, result=job.result, error=job.error, created_at=job.created_at,
-                   updated_at=job.updated_at, owner=job.owner, attempts=job.attempts)
+                   message=job.message, result=_with_error_codes(job.result), error=job.error,
+                   created_at=job.created_at, updated_at=job.updated_at, owner=job.owner, attempts=job.attempts)
+
+
+def _with_error_codes(result: Any) -> Any:
+    """A job's result with each failed file's `error_code` next to its English `error`."""
+    if not isinstance(result, dict) or not isinstance(result.get("files"), dict):
+        return result
+    files = {name: {**entry, "error_code": file_error_code(entry["error"]) if entry.get("error") else None}
+             for name, entry in result["files"].items()}
+    return {**result, "files": files}
 
 
 # -- questions --------------------------------------------------------------------------------------------
@@ -174,6 +186,41 @@ def teco_doc_of_citation(citation: Citation) -> TecoDoc:
 def search_hit(hit: Hit) -> SearchHit:
     return SearchHit(file=hit.chunk.file, page=hit.chunk.page, heading=hit.chunk.heading, text=hit.chunk.text,
                      score=round(hit.score, 6), chunk_id=hit.chunk.id, position=hit.chunk.position)
+
+
+class ChunkInfo(BaseModel):
+    """One chunk of a file as it was indexed: `index_text` is what retrieval matches, `text` what the answerer
+    reads (the larger parent passage when small-to-big splitting is on)."""
+
+    position: int
+    page: int | None
+    heading: str
+    index_text: str
+    text: str
+
+    @classmethod
+    def of(cls, chunk: Chunk) -> ChunkInfo:
+        return cls(position=chunk.position, page=chunk.page, heading=chunk.heading, index_text=chunk.index_text,
+                   text=chunk.text)
+
+
+class FeedbackRequest(BaseModel):
+    question: str = Field(min_length=1)
+    answer: str
+    rating: Literal[1, -1] = Field(description="1: helpful, -1: not helpful")
+    sources: list[dict[str, Any]] = Field(default_factory=list, description="the passages shown with the answer")
+    comment: str = ""
+
+
+class FeedbackInfo(BaseModel):
+    id: int
+    kb: str
+    question: str
+    answer: str
+    rating: int
+    sources: list[dict[str, Any]]
+    comment: str
+    created_at: datetime
 
 
 def history_messages(history: list[Any]) -> list[Message]:

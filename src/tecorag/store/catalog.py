@@ -1,4 +1,5 @@
-"""The catalog: knowledge bases, their files and background jobs, in SQL through SQLAlchemy
+"""The catalog: knowledge bases, their files, background jobs and the web UI's records (answer feedback, the
+uploaded originals of files), in SQL through SQLAlchemy
 (SQLite in the data directory by default; any SQLAlchemy URL, e.g. PostgreSQL, when deployed).
 
 The schema carries a version (table `tecorag_schema`); opening a catalog made by an older tecorag runs the
@@ -29,7 +30,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from ..errors import ConfigError, KnowledgeBaseExists, KnowledgeBaseNotFound, StoreError
 from ..types import FileStatus
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 FINAL_FILE_STATUSES = (FileStatus.INDEXED, FileStatus.SKIPPED, FileStatus.FAILED)
 POSTGRES_INSTALL_HINT = "pip install 'tecorag[postgres]'"
 
@@ -106,6 +107,49 @@ class JobFileRow(_Base):
     data: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
+# -- schema 3: what the web UI keeps (answer feedback, the uploaded originals of files) -------------------------
+
+
+class FeedbackRow(_Base):
+    """👍/👎 on an answer, with what was asked and shown; keyed by KB name like jobs."""
+
+    __tablename__ = "feedback"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kb_name: Mapped[str] = mapped_column(String(255), index=True)
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    sources: Mapped[Any] = mapped_column(JSON)              # the cited passages shown with the answer
+    rating: Mapped[int] = mapped_column(Integer)            # 1 helpful, -1 not helpful
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class FileOriginalRow(_Base):
+    """The bytes of a file uploaded through the API, for retrying it and showing its PDF pages from any replica."""
+
+    __tablename__ = "file_originals"
+    kb_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    name: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+@dataclass(frozen=True)
+class Feedback:
+    id: int
+    kb: str
+    question: str
+    answer: str
+    sources: list[dict[str, Any]]
+    rating: int
+    comment: str
+    created_at: datetime
+
+
+def _feedback(row: FeedbackRow) -> Feedback:
+    return Feedback(id=row.id, kb=row.kb_name, question=row.question, answer=row.answer, sources=row.sources or [],
+                    rating=row.rating, comment=row.comment, created_at=row.created_at)
+
+
 @dataclass(frozen=True)
 class KnowledgeBase:
     name: str
@@ -156,8 +200,11 @@ def _file_record(kb: str, row: FileRow) -> FileRecord:
 
 
 def _job(row: JobRow, file_rows: Sequence) -> Job:
-    files = {file_row.name: {"status": file_row.status, "error": file_row.error} for file_row in file_rows}
-    result = {"files": files, **(row.result or {})} if files else row.result
+    summary = dict(row.result or {})
+    progress = summary.pop("progress", None) or {}         # chunk counters while running (set_job_progress)
+    files = {file_row.name: {"status": file_row.status, "error": file_row.error, **progress.get(file_row.name, {})}
+             for file_row in file_rows}
+    result = {"files": files, **summary} if files else row.result
     done = sum(entry["status"] in FINAL_FILE_STATUSES for entry in files.values()) if files else row.done
     return Job(id=row.id, kb=row.kb_name, kind=row.kind, status=row.status, total=row.total, done=done,
                message=row.message, result=result, error=row.error, created_at=row.created_at,
@@ -241,13 +288,15 @@ class Catalog:
         return [self.get_kb(name) for name in names]
 
     def delete_kb(self, name: str) -> None:
-        """The knowledge base, its files and its jobs (with any upload bytes they still hold)."""
+        """The knowledge base, its files and its jobs (with any upload bytes they still hold), its feedback."""
         with self._session() as session:
             row = self._kb_row(session, name)
             job_ids = select(JobRow.id).where(JobRow.kb_name == name).scalar_subquery()
             session.execute(delete(JobFileRow).where(JobFileRow.job_id.in_(job_ids)))
             session.execute(delete(JobRow).where(JobRow.kb_name == name))
             session.execute(delete(FileRow).where(FileRow.kb_id == row.id))
+            session.execute(delete(FeedbackRow).where(FeedbackRow.kb_name == name))
+            session.execute(delete(FileOriginalRow).where(FileOriginalRow.kb_name == name))
             session.delete(row)
 
     # -- files ---------------------------------------------------------------------------------------------
@@ -288,6 +337,7 @@ class Catalog:
             row = session.scalar(select(FileRow).where(FileRow.kb_id == kb_row.id, FileRow.name == name))
             if row is not None:
                 session.delete(row)
+            session.execute(delete(FileOriginalRow).where(FileOriginalRow.kb_name == kb, FileOriginalRow.name == name))
 
     # -- jobs ----------------------------------------------------------------------------------------------
 
@@ -418,6 +468,44 @@ class Catalog:
                     failed.append(job_id)
             return failed
 
+    # -- schema 3: answer feedback, uploaded originals, embedding progress of a job's files --------------------
+
+    def add_feedback(self, kb: str, question: str, answer: str, sources: list[dict[str, Any]], rating: int,
+                     comment: str = "") -> Feedback:
+        with self._session() as session:
+            row = FeedbackRow(kb_name=kb, question=question, answer=answer,
+                              sources=json.loads(json.dumps(sources, default=str)), rating=rating, comment=comment)
+            session.add(row)
+            session.flush()
+            return _feedback(row)
+
+    def list_feedback(self, kb: str) -> list[Feedback]:
+        with self._session() as session:
+            rows = session.scalars(select(FeedbackRow).where(FeedbackRow.kb_name == kb).order_by(FeedbackRow.id))
+            return [_feedback(row) for row in rows]
+
+    def put_original(self, kb: str, name: str, data: bytes) -> None:
+        with self._session() as session:
+            session.merge(FileOriginalRow(kb_name=kb, name=name, data=data))
+
+    def get_original(self, kb: str, name: str) -> bytes | None:
+        with self._session() as session:
+            return session.scalar(select(FileOriginalRow.data).where(FileOriginalRow.kb_name == kb,
+                                                                     FileOriginalRow.name == name))
+
+    def set_job_progress(self, job_id: str, owner: str, name: str, chunks_done: int, chunks_total: int) -> bool:
+        """How many of a file's chunks are embedded, kept in the job's result until the job finishes (`get_job`
+        shows it in the file's entry); False when `owner` lost the job."""
+        with self._session() as session:
+            if not self._owns(session, job_id, owner):
+                return False
+            row = session.get(JobRow, job_id)
+            result = dict(row.result or {})
+            progress = dict(result.get("progress") or {})
+            progress[name] = {"chunks_done": chunks_done, "chunks_total": chunks_total}
+            row.result = {**result, "progress": progress}
+            return True
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -447,8 +535,14 @@ def _migrate_1_to_2(connection: Connection) -> None:
                                        "not survive a restart); upload the files again"))
 
 
+def _migrate_2_to_3(connection: Connection) -> None:
+    """The web UI's records: answer feedback and the uploaded originals of files (new tables only)."""
+    FeedbackRow.__table__.create(connection)
+    FileOriginalRow.__table__.create(connection)
+
+
 # (version reached, migration): applied in order to catalogs older than the version
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(2, _migrate_1_to_2)]
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(2, _migrate_1_to_2), (3, _migrate_2_to_3)]
 assert MIGRATIONS[-1][0] == SCHEMA_VERSION
 
 

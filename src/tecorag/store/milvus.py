@@ -237,6 +237,12 @@ class MilvusStore:
         iterator.close()
         return keys
 
+    def file_chunks(self, collection: str, file_key: str, limit: int = 2000) -> list[Chunk]:
+        """A file's chunks in document order (for showing how a file was split)."""
+        rows = self._client.query(collection, filter=f'file_key == "{file_key}"', output_fields=OUTPUT_FIELDS,
+                                  limit=limit)
+        return sorted((_chunk_from_entity(row) for row in rows), key=lambda chunk: chunk.position)
+
     # -- search ------------------------------------------------------------------------------------------
 
     def search(self, collection: str, request: StoreQuery) -> list[Hit]:

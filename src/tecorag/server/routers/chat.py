@@ -3,7 +3,8 @@
 
 The first event (`{"result": ""}`) is sent as soon as the passages are retrieved; each piece of the answer
 sends the whole answer so far; the last event carries the finished answer and, with `return_docs`, the
-cited passages (the one the answer came from first). With `stream: false` the last event is the only one,
+cited passages (the one the answer came from first); asked of a knowledge base with nothing indexed, it adds
+`notice` and `notice_code: "kb_empty"`. With `stream: false` the last event is the only one,
 so clients that strip the `data: ` prefix read the same JSON either way. A failure after the stream has
 started cannot change the HTTP status any more: it arrives as a last event with `error` and `code`.
 """
@@ -22,7 +23,7 @@ from ...errors import TecoragError
 from ...rag import StreamEvent
 from ...types import Answer
 from ..deps import Rag
-from ..errors import error_message, status_for
+from ..errors import error_code_for, error_message, status_for
 from ..schemas import KnowledgeBaseChatRequest, history_messages, teco_doc_of_citation
 from ..streaming import SSE_HEADERS, SSE_MEDIA_TYPE, finished_answer, first_item, rest_in_thread, sse_data
 from .knowledge_base import checked_name
@@ -32,16 +33,21 @@ log = logging.getLogger("tecorag.server")
 router = APIRouter(tags=["对话"])
 
 
-def final_payload(answer: Answer, return_docs: bool) -> dict[str, Any]:
+EMPTY_KB_NOTICE = "the knowledge base has no indexed documents yet: upload files first"
+
+
+def final_payload(answer: Answer, return_docs: bool, kb_empty: bool = False) -> dict[str, Any]:
     payload: dict[str, Any] = {"result": answer.text}
     if return_docs:
         payload["docs"] = [teco_doc_of_citation(c).model_dump() for c in answer.citations]
-    if answer.notice:
+    if kb_empty:
+        payload["notice"], payload["notice_code"] = EMPTY_KB_NOTICE, "kb_empty"
+    elif answer.notice:
         payload["notice"] = answer.notice
     return payload
 
 
-async def teco_events(events: Iterator[StreamEvent], return_docs: bool) -> AsyncIterator[bytes]:
+async def teco_events(events: Iterator[StreamEvent], return_docs: bool, kb_empty: bool) -> AsyncIterator[bytes]:
     text = ""
     yield sse_data({"result": text})
     try:
@@ -50,25 +56,29 @@ async def teco_events(events: Iterator[StreamEvent], return_docs: bool) -> Async
                 text += event.text
                 yield sse_data({"result": text})
             elif event.kind == "done" and event.answer is not None:
-                yield sse_data(final_payload(event.answer, return_docs))
+                yield sse_data(final_payload(event.answer, return_docs, kb_empty))
     except TecoragError as error:
         log.warning("chat stream failed: %s", error)
-        yield sse_data({"result": text, "error": error_message(error), "code": status_for(error)})
+        yield sse_data({"result": text, "error": error_message(error), "code": status_for(error),
+                        "error_code": error_code_for(error)})
     except Exception as error:  # headers are gone: the client can only learn it from the stream
         log.exception("chat stream crashed")
-        yield sse_data({"result": text, "error": f"internal error: {type(error).__name__}: {error}", "code": 500})
+        yield sse_data({"result": text, "error": f"internal error: {type(error).__name__}: {error}", "code": 500,
+                        "error_code": "internal"})
 
 
 @router.post("/chat/knowledge_base_chat", summary="与知识库对话（SSE）",
              responses={200: {"content": {"text/event-stream": {"example": 'data: {"result": "答案", "docs": []}'}}}})
 async def knowledge_base_chat(body: KnowledgeBaseChatRequest, rag: Rag) -> Response:
     name = checked_name(body.knowledge_base_name)
+    kb_empty = (await run_in_threadpool(rag.get_kb, name)).chunk_count == 0
     history = history_messages(body.history)
     events = rag.stream(name, body.query, history=history, top_k=body.resolved_top_k(),
                         score_threshold=body.score_threshold)
     await first_item(events)  # retrieval: an unknown KB is a 404 here, before any byte is sent
     if not body.stream:
         answer = await run_in_threadpool(finished_answer, events)
-        return Response(sse_data(final_payload(answer, body.return_docs)), media_type=SSE_MEDIA_TYPE,
+        return Response(sse_data(final_payload(answer, body.return_docs, kb_empty)), media_type=SSE_MEDIA_TYPE,
                         headers=SSE_HEADERS)
-    return StreamingResponse(teco_events(events, body.return_docs), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
+    return StreamingResponse(teco_events(events, body.return_docs, kb_empty), media_type=SSE_MEDIA_TYPE,
+                             headers=SSE_HEADERS)

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from ...errors import InputError, KnowledgeBaseNotFound
 from ...rag import validate_name
 from ..deps import Rag, State
-from ..ingest_jobs import ingest_uploads
+from ..ingest_jobs import ingest_uploads, keep_originals
 from ..schemas import (CreateKnowledgeBaseRequest, Envelope, FileInfo, KnowledgeBaseDetails, KnowledgeBaseWithFiles,
                        UploadResult, kb_details)
 from ..uploads import read_uploads, splitter_overrides
@@ -118,6 +118,7 @@ async def upload_docs(
     await run_in_threadpool(rag.get_kb, name)
     splitter = splitter_overrides(state.settings.text_splitter, chunk_size, chunk_overlap, zh_title_enhance)
     documents = await read_uploads(files, state.limits)
+    await run_in_threadpool(keep_originals, rag, name, documents, override=override)
     result = await run_in_threadpool(ingest_uploads, rag, name, documents, override=override, splitter=splitter)
     msg = "success" if not result.failed_files else f"{len(result.failed_files)} 个文件处理失败"
     return Envelope(msg=msg, data=result)
