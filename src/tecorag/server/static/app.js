@@ -1,47 +1,122 @@
 // tecorag web UI: plain JavaScript, no build step. Talks to the same API as every other client.
 "use strict";
 
-const STORAGE = { apiKey: "tecorag.apiKey", kb: "tecorag.kb", chat: (kb) => `tecorag.chat.${kb}` };
+const STORAGE = {
+  apiKey: "tecorag.apiKey",
+  kb: "tecorag.kb",
+  settings: "tecorag.settings",
+  jobs: "tecorag.jobs",                                    // upload jobs still running: resumed after a reload
+  conversations: (kb) => `tecorag.conversations.${kb}`,
+  oldChat: (kb) => `tecorag.chat.${kb}`,                   // one conversation per KB, before named conversations
+};
 const HISTORY_TURNS = 4;            // previous question/answer pairs sent with a question
 const JOB_POLL_MS = 600;
+const FILES_POLL_MS = 2000;         // the file list refreshes while a file is being indexed
 const PARALLEL_UPLOADS = 2;
+const MAX_CONVERSATIONS = 30;
+const MAX_TURNS = 50;
+const ACCEPTED_TYPES = ".pdf,.docx,.doc,.pptx,.xlsx,.csv,.md,.markdown,.txt,.html,.htm,.png,.jpg,.jpeg,.bmp";
+const DEFAULT_SETTINGS = { topK: 5, scoreThreshold: 0 };
+const PHONE_WIDTH = 860;            // below this the page shows one panel at a time (see app.css)
+
 const STATUS_LABELS = { indexed: "已索引", indexing: "索引中", pending: "等待中", failed: "失败", queued: "排队中",
-                        skipped: "未变化", uploading: "上传中" };
+                        skipped: "未变化", uploading: "上传中", waiting: "等待上传", parsing: "解析中",
+                        embedding: "向量化", storing: "写入中", done: "已索引" };
+
+// Stable codes from the API (`error_code`, `notice_code`, a file's `error_code`) in the page's language.
+const ERROR_TEXT = {
+  api_key_required: "需要有效的 API key",
+  kb_not_found: "知识库不存在（可能已被删除），请刷新页面",
+  kb_exists: "已存在同名知识库",
+  invalid_name: "名称不能包含 /、\\、.. 或控制字符，也不能以 . 开头",
+  file_not_found: "文件不在知识库中（可能已被删除）",
+  job_not_found: "找不到该上传任务",
+  original_not_kept: "服务器没有保存这个文件的原件，请重新上传",
+  too_large: "文件过大或一次上传的文件过多",
+  invalid_input: "请求内容有误",
+  unreadable_file: "无法读取该文件",
+  llm_timeout: "大模型响应超时，请稍后重试",
+  llm_failed: "大模型服务出错，请稍后重试",
+  not_found: "接口不存在",
+  internal: "服务器内部错误",
+  network: "网络错误，请检查连接",
+};
+const FILE_ERROR_TEXT = {
+  unsupported_type: (name) => `不支持的文件类型${extension(name) ? `（.${extension(name)}）` : ""}`,
+  empty_file: () => "文件是空的",
+  no_text: () => "文件中没有可提取的文字",
+  encrypted: () => "文件有密码保护，请去掉密码后再上传",
+  unknown_encoding: () => "无法识别文字编码（可能不是文本文件）",
+  missing_tool: () => "服务器缺少读取此格式所需的组件",
+  corrupt: () => "文件已损坏或格式无法解析",
+  unreadable: () => "无法读取该文件",
+};
+const NOTICE_TEXT = { kb_empty: "这个知识库里还没有已索引的文档，请先上传文件，索引完成后再提问。" };
 
 const state = {
   apiKey: localStorage.getItem(STORAGE.apiKey) || "",
+  authRequired: false,
   kb: null,
   kbs: [],
-  asking: false,
-  conversation: [],                 // [{question, answer, docs, notice, error}]
+  files: [],
+  asking: null,                     // the AbortController of the answer being streamed
+  conversations: { active: null, list: [] },
+  settings: { ...DEFAULT_SETTINGS, ...readJson(STORAGE.settings, {}) },
+  uploadsInFlight: 0,               // files picked but not yet handed to the server (leaving would lose them)
+  filesTimer: null,
 };
 
 const $ = (id) => document.getElementById(id);
 
+function readJson(key, fallback) {
+  try { return JSON.parse(localStorage.getItem(key)) ?? fallback; } catch (_) { return fallback; }
+}
+
 // ---------------------------------------------------------------------------------------------------
-// API access: adds the key, asks for one on 401, turns error envelopes into exceptions.
+// API access: adds the key, asks for one on 401, turns error envelopes into exceptions with a code.
 
 class ApiError extends Error {
-  constructor(message, status) { super(message); this.status = status; }
+  constructor(message, status, code = null) { super(message); this.status = status; this.code = code; }
+}
+
+// The error as the user should read it: Chinese text for a known code, the server's message otherwise.
+function errorText(error) {
+  if (error && error.code && ERROR_TEXT[error.code]) return ERROR_TEXT[error.code];
+  return (error && error.message) || "未知错误";
+}
+
+function fileErrorText(name, code, message) {
+  const text = code && FILE_ERROR_TEXT[code];
+  return text ? text(name) : (message || "失败");
 }
 
 async function api(path, options = {}) {
   const headers = new Headers(options.headers || {});
   if (state.apiKey) headers.set("X-API-Key", state.apiKey);
-  const response = await fetch(path, { ...options, headers });
+  let response;
+  try { response = await fetch(path, { ...options, headers }); } catch (error) {
+    if (error.name === "AbortError") throw error;
+    throw new ApiError(error.message, 0, "network");
+  }
   if (response.status === 401) {
     const key = await askForApiKey(state.apiKey ? "API key 无效，请重新输入。" : "该服务需要 API key。");
-    if (key === null) throw new ApiError("需要 API key", 401);
+    if (key === null) throw new ApiError("API key required", 401, "api_key_required");
     return api(path, options);
   }
   return response;
 }
 
-async function apiJson(path, options = {}) {
-  const response = await api(path, options);
+async function errorOf(response) {
   let body = null;
   try { body = await response.json(); } catch (_) { /* not JSON */ }
-  if (!response.ok) throw new ApiError((body && (body.msg || body.detail)) || response.statusText, response.status);
+  return new ApiError((body && (body.msg || body.detail)) || response.statusText, response.status,
+                      body && body.error_code);
+}
+
+async function apiJson(path, options = {}) {
+  const response = await api(path, options);
+  if (!response.ok) throw await errorOf(response);
+  const body = await response.json();
   return body ? body.data : null;
 }
 
@@ -51,6 +126,7 @@ function postJson(path, payload) {
 }
 
 const kbPath = (kb) => `/knowledge_bases/${encodeURIComponent(kb)}`;
+const filePath = (kb, name) => `${kbPath(kb)}/files/${encodeURIComponent(name)}`;
 
 // ---------------------------------------------------------------------------------------------------
 // Small UI helpers
@@ -73,9 +149,9 @@ function el(tag, attrs = {}, ...children) {
 }
 
 function toast(message, kind = "info") {
-  const node = el("div", { class: `toast ${kind}`, text: message });
+  const node = el("div", { class: `toast ${kind}`, text: message, role: kind === "error" ? "alert" : "status" });
   $("toasts").append(node);
-  setTimeout(() => node.remove(), kind === "error" ? 6000 : 3000);
+  setTimeout(() => node.remove(), kind === "error" ? 6000 : 2500);
 }
 
 function formatSize(bytes) {
@@ -89,62 +165,128 @@ function extension(name) {
   return dot > 0 ? name.slice(dot + 1).toLowerCase() : "";
 }
 
-// A modal built on <dialog>: fields [{name, label, type, placeholder}] -> values, or null when cancelled.
-function openDialog({ title, text = "", fields = [], okText = "确定", danger = false, validate = null }) {
-  const dialog = $("dialog");
-  $("dialog-title").textContent = title;
-  $("dialog-text").textContent = text;
-  $("dialog-text").hidden = !text;
-  const error = $("dialog-error");
+const isPhone = () => window.innerWidth <= PHONE_WIDTH;
+
+// Phones show one panel at a time: the knowledge base (upload, files) or the chat.
+function showView(view) {
+  document.body.dataset.view = view;
+  for (const tab of document.querySelectorAll(".view-tab")) {
+    tab.setAttribute("aria-selected", String(tab.dataset.view === view));
+  }
+}
+
+// A modal built on <dialog>: fields [{name, label, type, value, ...attributes}] -> values, or null when cancelled.
+// The API-key prompt has its own <dialog> (askForApiKey), so it can open on top of this one.
+function openDialog({ title, text = "", fields = [], okText = "确定", danger = false, validate = null,
+                      dialogId = "dialog" }) {
+  const dialog = $(dialogId);
+  const part = (name) => dialog.querySelector(`[data-part=${name}]`);
+  part("title").textContent = title;
+  part("text").textContent = text;
+  part("text").hidden = !text;
+  const error = part("error");
   error.hidden = true;
-  const inputs = fields.map((field) => el("input", { name: field.name, type: field.type || "text",
-                                                     placeholder: field.placeholder || "", autocomplete: "off" }));
-  $("dialog-fields").replaceChildren(...fields.map((field, i) => el("div", {}, el("label", { text: field.label }),
-                                                                     inputs[i])));
-  const ok = $("dialog-ok");
+  const inputs = fields.map(({ label, ...field }) => el("input", { type: "text", autocomplete: "off", ...field }));
+  part("fields").replaceChildren(...fields.map((field, i) => el("label", { class: "field" },
+    el("span", { text: field.label }), inputs[i])));
+  const ok = part("ok");
   ok.textContent = okText;
   ok.className = `btn ${danger ? "btn-danger" : "btn-primary"}`;
+  ok.disabled = false;
+  const form = part("form");
   return new Promise((resolve) => {
     const finish = (result) => {
       dialog.close();
-      $("dialog-form").onsubmit = null;
-      $("dialog-cancel").onclick = null;
+      form.onsubmit = null;
+      part("cancel").onclick = null;
       dialog.oncancel = null;
       resolve(result);
     };
-    $("dialog-form").onsubmit = async (event) => {
+    form.onsubmit = async (event) => {
       event.preventDefault();
       const values = Object.fromEntries(inputs.map((input) => [input.name, input.value.trim()]));
       if (validate) {
         ok.disabled = true;
-        const problem = await validate(values);
-        ok.disabled = false;
+        let problem;
+        try { problem = await validate(values); } finally { ok.disabled = false; }
         if (problem) { error.textContent = problem; error.hidden = false; return; }
       }
       finish(values);
     };
-    $("dialog-cancel").onclick = () => finish(null);
-    dialog.oncancel = () => finish(null);
+    part("cancel").onclick = () => finish(null);
+    dialog.oncancel = (event) => { event.preventDefault(); finish(null); };
     dialog.showModal();
     (inputs[0] || ok).focus();
   });
 }
 
+// A large read-only panel (a file's chunks, a PDF page).
+function openViewer(title, ...content) {
+  $("viewer-title").textContent = title;
+  $("viewer-body").replaceChildren(...content);
+  $("viewer").showModal();
+  $("viewer-close").focus();
+}
+
+// ---------------------------------------------------------------------------------------------------
+// API key: asked for when the server wants one; the badge shows whether one is set and lets the user change it.
+
+let keyPrompt = null;               // one prompt at a time, however many requests got a 401
+
 async function askForApiKey(reason) {
-  const values = await openDialog({ title: "请输入 API key", text: reason,
-                                    fields: [{ name: "key", label: "API key", type: "password" }] });
-  if (values === null || !values.key) return null;
-  state.apiKey = values.key;
-  localStorage.setItem(STORAGE.apiKey, values.key);
-  showAuthStatus();
-  return values.key;
+  if (!keyPrompt) {
+    keyPrompt = openDialog({ dialogId: "key-dialog", title: "请输入 API key", text: reason, okText: "保存",
+                             fields: [{ name: "key", label: "API key", type: "password" }],
+                             validate: ({ key }) => (key ? null : "请输入 API key") })
+      .then((values) => {
+        keyPrompt = null;
+        if (values === null) { showAuthStatus(); return null; }
+        state.apiKey = values.key;
+        localStorage.setItem(STORAGE.apiKey, values.key);
+        showAuthStatus();
+        return values.key;
+      });
+  }
+  return keyPrompt;
 }
 
 function showAuthStatus() {
   const badge = $("auth-status");
-  badge.hidden = !state.apiKey;
-  badge.textContent = "已设置 API key";
-  badge.title = "点击清除保存的 API key";
+  badge.hidden = !state.apiKey && !state.authRequired;
+  badge.classList.toggle("missing", !state.apiKey);
+  badge.textContent = state.apiKey ? "已设置 API key" : "输入 API key";
+  badge.title = state.apiKey ? "更换或清除保存的 API key" : "该服务需要 API key，点击输入";
+}
+
+async function manageApiKey() {
+  if (!state.apiKey) {
+    if (await askForApiKey("该服务需要 API key。") !== null) await start();
+    return;
+  }
+  const confirmed = await openDialog({ title: "清除 API key", okText: "清除", danger: true,
+    text: "确定清除这个浏览器保存的 API key 吗？清除后需要重新输入才能继续使用。" });
+  if (confirmed === null) return;
+  state.apiKey = "";
+  localStorage.removeItem(STORAGE.apiKey);
+  showAuthStatus();
+  toast("已清除保存的 API key");
+  if (state.authRequired) await start();
+}
+
+// Without a key the page says so and offers the prompt, instead of an empty menu and a silent 发送.
+function showKeyNeeded() {
+  state.kbs = [];
+  state.kb = null;
+  $("kb-select").replaceChildren(el("option", { value: "", text: "需要 API key" }));
+  renderKbStats();
+  updateEnabled();
+  $("file-list").replaceChildren(el("li", { class: "empty", text: "输入 API key 后可查看文件。" }));
+  $("messages").replaceChildren(el("div", { class: "welcome" },
+    el("div", { class: "big", text: "🔑" }),
+    el("h2", { text: "该服务需要 API key" }),
+    el("div", { text: "请向管理员索取 API key，输入后即可使用知识库。" }),
+    el("button", { class: "btn btn-primary", type: "button", id: "key-enter", text: "输入 API key",
+                   onclick: manageApiKey })));
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -160,9 +302,16 @@ async function loadKnowledgeBases(select = null) {
                                           : [el("option", { value: "", text: "还没有知识库，请先新建" })]));
   picker.value = state.kb || "";
   if (state.kb) localStorage.setItem(STORAGE.kb, state.kb);
+  await switchedKb();
+}
+
+async function switchedKb() {
+  if (state.kb) localStorage.setItem(STORAGE.kb, state.kb);
+  state.files = [];
   renderKbStats();
   updateEnabled();
-  loadConversation();
+  showUploadsOf(state.kb);
+  loadConversations();
   await loadFiles();
 }
 
@@ -172,20 +321,32 @@ function currentKbDetails() {
 
 function renderKbStats() {
   const kb = currentKbDetails();
-  $("kb-stats").textContent = kb ? `${kb.file_count} 个文件 · ${kb.chunk_count} 个片段` +
-                                   (kb.kb_info ? ` · ${kb.kb_info}` : "") : "";
-  $("chat-title").textContent = kb ? `对话 · ${kb.kb_name}` : "对话";
+  $("chat-title").textContent = kb ? kb.kb_name : "对话";
+  if (!kb) { $("kb-stats").textContent = ""; return; }
+  const indexed = state.files.filter((file) => file.status === "indexed");
+  const failed = state.files.filter((file) => file.status === "failed").length;
+  const busy = state.files.length - indexed.length - failed;
+  const parts = [`${indexed.length} 个文件`, `${indexed.reduce((sum, file) => sum + file.chunk_count, 0)} 个片段`];
+  if (busy) parts.push(`${busy} 个索引中`);
+  if (failed) parts.push(`${failed} 个失败`);
+  if (kb.kb_info) parts.push(kb.kb_info);
+  $("kb-stats").textContent = parts.join(" · ");
 }
 
 function updateEnabled() {
   const hasKb = Boolean(state.kb);
-  for (const id of ["kb-clear", "kb-delete", "ask-button", "question", "files-refresh", "chat-reset"]) {
-    $(id).disabled = !hasKb || (state.asking && (id === "ask-button"));
+  for (const id of ["kb-clear", "kb-delete", "question", "files-refresh", "chat-new", "conversation-select",
+                    "conversation-rename", "conversation-delete", "dropzone"]) {
+    $(id).disabled = !hasKb;
   }
+  $("ask-button").disabled = !hasKb && !state.asking;
+  $("ask-button").textContent = state.asking ? "停止" : "发送";
+  $("ask-button").classList.toggle("btn-stop", Boolean(state.asking));
   $("dropzone").classList.toggle("disabled", !hasKb);
 }
 
 async function createKnowledgeBase() {
+  if (state.authRequired && !state.apiKey && await askForApiKey("新建知识库需要 API key。") === null) return;
   const values = await openDialog({
     title: "新建知识库",
     fields: [{ name: "name", label: "名称", placeholder: "例如：员工手册" },
@@ -196,9 +357,8 @@ async function createKnowledgeBase() {
       try {
         await postJson("/knowledge_base/create_knowledge_base", { knowledge_base_name: name, kb_info: info });
       } catch (error) {
-        if (error.status === 404) return `已存在同名知识库「${name}」`;
-        if (error.status === 403) return "名称不能包含 /、\\、.. 或控制字符，也不能以 . 开头";
-        return `创建失败：${error.message}`;
+        if (error.code === "kb_exists") return `已存在同名知识库「${name}」`;
+        return `创建失败：${errorText(error)}`;
       }
       return null;
     },
@@ -206,19 +366,24 @@ async function createKnowledgeBase() {
   if (values === null) return;
   toast(`已新建知识库「${values.name}」`);
   await loadKnowledgeBases(values.name);
+  if (isPhone()) showView("kb");
 }
 
 async function clearKnowledgeBase() {
   const kb = currentKbDetails();
   if (!kb) return;
   const confirmed = await openDialog({ title: "清空知识库",
-    text: `确定清空知识库「${kb.kb_name}」吗？其中的 ${kb.file_count} 个文件及全部索引将被删除，此操作不可恢复。`,
+    text: `确定清空知识库「${kb.kb_name}」吗？其中的 ${state.files.length} 个文件、全部索引以及这个知识库的对话记录都将被删除，` +
+          "此操作不可恢复。",
     okText: "清空", danger: true });
   if (confirmed === null) return;
   try {
     await postJson("/knowledge_base/clear_knowledge_base", { knowledge_base_name: kb.kb_name });
+    // Its conversations cite passages of files that are gone.
+    localStorage.removeItem(STORAGE.conversations(kb.kb_name));
+    forgetUploadsOf(kb.kb_name);
     toast(`已清空「${kb.kb_name}」`);
-  } catch (error) { toast(`清空失败：${error.message}`, "error"); }
+  } catch (error) { toast(`清空失败：${errorText(error)}`, "error"); }
   await loadKnowledgeBases();
 }
 
@@ -226,50 +391,67 @@ async function deleteKnowledgeBase() {
   const kb = currentKbDetails();
   if (!kb) return;
   const confirmed = await openDialog({ title: "删除知识库",
-    text: `确定删除知识库「${kb.kb_name}」吗？知识库本身和其中的全部文件都将被删除，此操作不可恢复。`,
+    text: `确定删除知识库「${kb.kb_name}」吗？知识库本身、其中的全部文件和对话记录都将被删除，此操作不可恢复。`,
     okText: "删除", danger: true });
   if (confirmed === null) return;
   try {
     await postJson("/knowledge_base/delete_knowledge_base", { knowledge_base_name: kb.kb_name });
-    localStorage.removeItem(STORAGE.chat(kb.kb_name));
+    localStorage.removeItem(STORAGE.conversations(kb.kb_name));
+    localStorage.removeItem(STORAGE.oldChat(kb.kb_name));
+    forgetUploadsOf(kb.kb_name);
     toast(`已删除「${kb.kb_name}」`);
-  } catch (error) { toast(`删除失败：${error.message}`, "error"); }
+  } catch (error) { toast(`删除失败：${errorText(error)}`, "error"); }
   state.kb = null;
   await loadKnowledgeBases();
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Files
+// Files: status, errors in Chinese, chunks, retry, delete. The list refreshes itself while files are indexing.
 
 async function loadFiles() {
+  clearTimeout(state.filesTimer);
   const list = $("file-list");
   if (!state.kb) { list.replaceChildren(); $("file-count").textContent = ""; return; }
   const kb = state.kb;
   let files;
   try { files = await apiJson(`${kbPath(kb)}/files`); } catch (error) {
-    list.replaceChildren(el("li", { class: "empty error", text: `无法读取文件列表：${error.message}` }));
+    if (kb === state.kb) list.replaceChildren(el("li", { class: "empty error", text: `无法读取文件列表：${errorText(error)}` }));
     return;
   }
   if (kb !== state.kb) return;
+  state.files = files;
+  renderKbStats();
   $("file-count").textContent = files.length ? `(${files.length})` : "";
+  if (files.some((file) => file.status === "indexing" || file.status === "pending")) {
+    state.filesTimer = setTimeout(refreshKb, FILES_POLL_MS);
+  }
   if (!files.length) {
     list.replaceChildren(el("li", { class: "empty", text: "还没有文件，上传文档后即可提问。" }));
     return;
   }
-  list.replaceChildren(...files.map((file) => {
-    const ext = extension(file.name);
-    const meta = file.status === "indexed" ? `${file.chunk_count} 个片段 · ${formatSize(file.size)}`
-                                           : formatSize(file.size);
-    return el("li", { class: "file-item", "data-file": file.name, "data-status": file.status },
-      el("span", { class: `file-icon ${ext}`, text: (ext || "?").slice(0, 4) }),
-      el("div", { class: "file-main" },
-        el("div", { class: "file-name", title: file.name, text: file.name }),
-        el("div", { class: "file-meta", text: meta }),
-        file.error ? el("div", { class: "file-error", text: file.error }) : null),
-      el("span", { class: `badge ${file.status}`, text: STATUS_LABELS[file.status] || file.status }),
-      el("button", { class: "file-delete", type: "button", title: "删除文件", text: "✕",
-                     onclick: () => deleteFile(file.name) }));
-  }));
+  list.replaceChildren(...files.map(fileItem));
+}
+
+function fileItem(file) {
+  const ext = extension(file.name);
+  const meta = file.status === "indexed" ? `${file.chunk_count} 个片段 · ${formatSize(file.size)}`
+                                         : formatSize(file.size);
+  return el("li", { class: "file-item", "data-file": file.name, "data-status": file.status },
+    el("span", { class: `file-icon ${ext}`, text: (ext || "?").slice(0, 4), "aria-hidden": "true" }),
+    el("div", { class: "file-main" },
+      file.status === "indexed"
+        ? el("button", { class: "file-name link-button", type: "button", title: `查看「${file.name}」的切分片段`,
+                         text: file.name, onclick: () => showChunks(file.name) })
+        : el("div", { class: "file-name", title: file.name, text: file.name }),
+      el("div", { class: "file-meta", text: meta }),
+      file.error ? el("div", { class: "file-error", title: file.error,
+                               text: fileErrorText(file.name, file.error_code, file.error) }) : null),
+    el("span", { class: `badge ${file.status}`, text: STATUS_LABELS[file.status] || file.status }),
+    file.status === "failed"
+      ? el("button", { class: "file-retry", type: "button", title: `重新索引「${file.name}」`, text: "重试",
+                       "aria-label": `重试 ${file.name}`, onclick: () => retryFile(file.name) }) : null,
+    el("button", { class: "file-delete", type: "button", title: `删除「${file.name}」`, text: "✕",
+                   "aria-label": `删除 ${file.name}`, onclick: () => deleteFile(file.name) }));
 }
 
 async function deleteFile(name) {
@@ -277,39 +459,119 @@ async function deleteFile(name) {
                                        okText: "删除", danger: true });
   if (confirmed === null) return;
   try {
-    await apiJson(`${kbPath(state.kb)}/files/${encodeURIComponent(name)}`, { method: "DELETE" });
+    await apiJson(filePath(state.kb, name), { method: "DELETE" });
     toast(`已删除「${name}」`);
-  } catch (error) { toast(`删除失败：${error.message}`, "error"); }
+  } catch (error) { toast(`删除失败：${errorText(error)}`, "error"); }
   await refreshKb();
 }
 
+async function showChunks(name) {
+  let chunks;
+  try { chunks = await apiJson(`${filePath(state.kb, name)}/chunks`); } catch (error) {
+    toast(`无法读取片段：${errorText(error)}`, "error");
+    return;
+  }
+  openViewer(`「${name}」的 ${chunks.length} 个片段`, el("ol", { class: "chunk-list" }, chunks.map((chunk) =>
+    el("li", { class: "chunk" },
+      el("div", { class: "chunk-meta" }, `片段 ${chunk.position + 1}`,
+         chunk.page ? ` · 第 ${chunk.page} 页` : "", chunk.heading ? ` · ${chunk.heading}` : ""),
+      el("div", { class: "chunk-text", text: chunk.index_text })))));
+}
+
+async function retryFile(name) {
+  const kb = state.kb;
+  const row = uploadRow(kb, name);
+  row.set("queued");
+  try {
+    const job = await apiJson(`${filePath(kb, name)}/retry`, { method: "POST" });
+    await followJob(kb, job, [name], { [name]: row });
+  } catch (error) {
+    row.set("failed", { error: errorText(error) });
+  }
+  if (kb === state.kb) await refreshKb();
+}
+
 async function refreshKb() {
-  state.kbs = await postJson("/knowledge_base/get_kb_details", {}) || [];
-  renderKbStats();
+  try {
+    state.kbs = await postJson("/knowledge_base/get_kb_details", {}) || [];
+  } catch (error) { return; }
   await loadFiles();
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Upload: one request per file (its own progress bar), indexed by a background job that we poll.
+// Upload: every picked file gets a row at once; files go one request each (their own upload progress), and the
+// background job's per-file stage and chunk counters drive the bar after that. Running jobs are remembered, so a
+// reload picks their rows up again.
 
-function uploadRow(file) {
+function showUploadsOf(kb) {
+  for (const row of document.querySelectorAll(".upload-item")) row.hidden = row.dataset.kb !== kb;
+  updateUploadTools();
+}
+
+function forgetUploadsOf(kb) {
+  for (const row of document.querySelectorAll(".upload-item")) if (row.dataset.kb === kb) row.remove();
+  rememberJobs(readJson(STORAGE.jobs, []).filter((job) => job.kb !== kb));
+  updateUploadTools();
+}
+
+function updateUploadTools() {
+  const finished = [...document.querySelectorAll(".upload-item:not([hidden])")]
+    .filter((row) => row.dataset.status === "done" || row.dataset.status === "failed");
+  $("uploads-clear").hidden = finished.length === 0;
+}
+
+function clearFinishedUploads() {
+  for (const row of document.querySelectorAll(".upload-item:not([hidden])")) {
+    if (row.dataset.status === "done" || row.dataset.status === "failed") row.remove();
+  }
+  updateUploadTools();
+}
+
+function rememberJobs(jobs) { localStorage.setItem(STORAGE.jobs, JSON.stringify(jobs)); }
+
+function uploadRow(kb, name) {
   const bar = el("span");
-  const stateText = el("span", { class: "state", text: "等待上传" });
+  const stateText = el("span", { class: "state", text: STATUS_LABELS.waiting });
   const reason = el("div", { class: "reason", hidden: true });
-  const row = el("li", { class: "upload-item", "data-upload": file.name },
-    el("div", { class: "row" }, el("span", { class: "name", title: file.name, text: file.name }), stateText),
-    el("div", { class: "bar" }, bar), reason);
-  $("upload-list").prepend(row);
+  const row = el("li", { class: "upload-item", "data-upload": name, "data-kb": kb, "data-status": "waiting",
+                         hidden: kb !== state.kb },
+    el("div", { class: "row" }, el("span", { class: "name", title: name, text: name }), stateText),
+    el("div", { class: "bar", role: "progressbar", "aria-label": name, "aria-valuemin": "0", "aria-valuemax": "100" },
+       bar),
+    reason);
+  $("upload-list").append(row);
   return {
+    name,
     set(status, { percent = null, error = null, text = null } = {}) {
       row.className = `upload-item ${status}`;
       row.dataset.status = status;
       stateText.textContent = text || STATUS_LABELS[status] || status;
-      if (percent !== null) bar.style.width = `${percent}%`;
+      if (percent !== null) {
+        bar.style.width = `${percent}%`;
+        bar.parentElement.setAttribute("aria-valuenow", String(Math.round(percent)));
+      }
       reason.hidden = !error;
       reason.textContent = error || "";
+      updateUploadTools();
     },
   };
+}
+
+// Where a file is, as the bar shows it: uploading 0-30 %, parsing 35 %, embedding 40-90 % by chunks, storing 95 %.
+function showJobEntry(row, entry) {
+  const status = entry.status || "queued";
+  if (status === "queued") row.set("queued", { percent: 30, text: "排队中" });
+  else if (status === "parsing") row.set("parsing", { percent: 35, text: "解析中" });
+  else if (status === "embedding") {
+    const total = entry.chunks_total || 0;
+    const done = entry.chunks_done || 0;
+    row.set("embedding", { percent: 40 + (total ? 50 * done / total : 0), text: `向量化 ${done}/${total} 片段` });
+  } else if (status === "storing") row.set("storing", { percent: 95, text: "写入中" });
+  else if (status === "indexed") row.set("done", { percent: 100, text: "已索引" });
+  else if (status === "skipped") row.set("done", { percent: 100, text: "未变化，已跳过" });
+  else if (status === "failed") {
+    row.set("failed", { percent: 100, error: fileErrorText(row.name, entry.error_code, entry.error) });
+  }
 }
 
 function sendFile(kb, file, onProgress) {
@@ -322,68 +584,96 @@ function sendFile(kb, file, onProgress) {
       let body = null;
       try { body = JSON.parse(request.responseText); } catch (_) { /* not JSON */ }
       if (request.status === 202 && body) resolve(body.data);
-      else reject(new ApiError((body && body.msg) || `HTTP ${request.status}`, request.status));
+      else reject(new ApiError((body && body.msg) || `HTTP ${request.status}`, request.status, body && body.error_code));
     };
-    request.onerror = () => reject(new ApiError("网络错误", 0));
+    request.onerror = () => reject(new ApiError("network error", 0, "network"));
     const form = new FormData();
     form.append("files", file, file.name);
     request.send(form);
   });
 }
 
-async function waitForJob(jobId, onUpdate) {
-  for (;;) {
-    const job = await apiJson(`/jobs/${jobId}`);
-    onUpdate(job);
-    if (job.status === "done" || job.status === "failed") return job;
-    await new Promise((resolve) => setTimeout(resolve, JOB_POLL_MS));
+async function followJob(kb, job, names, rows) {
+  const remembered = readJson(STORAGE.jobs, []).filter((item) => item.id !== job.id);
+  rememberJobs([...remembered, { id: job.id, kb, names }]);
+  try {
+    for (;;) {
+      for (const name of names) {
+        const entry = (job.result && job.result.files && job.result.files[name]) || {};
+        if (job.status === "failed" && !entry.error) {
+          rows[name].set("failed", { percent: 100, error: job.error || "失败" });
+        } else showJobEntry(rows[name], entry);
+      }
+      if (job.status === "done" || job.status === "failed") return job;
+      await new Promise((resolve) => setTimeout(resolve, JOB_POLL_MS));
+      job = await apiJson(`/jobs/${job.id}`);
+      if (names.some((name) => ["indexed", "failed"].includes(job.result?.files?.[name]?.status)) && kb === state.kb) {
+        refreshKb();
+      }
+    }
+  } finally {
+    rememberJobs(readJson(STORAGE.jobs, []).filter((item) => item.id !== job.id));
   }
 }
 
-async function uploadOne(kb, file) {
-  const row = uploadRow(file);
+async function uploadOne(kb, file, row) {
+  const setUploaded = (fraction) => {
+    const percent = Math.round(fraction * 100);
+    row.set("uploading", { percent: fraction * 30, text: `上传中 ${percent}%` });
+  };
   try {
-    row.set("uploading", { percent: 0, text: "上传中 0%" });
-    let job = await sendFile(kb, file, (fraction) => {
-      const percent = Math.round(fraction * 100);
-      row.set("uploading", { percent, text: `上传中 ${percent}%` });
-    });
-    job = await waitForJob(job.id, (current) => {
-      const entry = (current.result && current.result.files && current.result.files[file.name]) || {};
-      if (current.status === "running" || current.status === "queued") {
-        row.set(entry.status === "indexing" ? "indexing" : "queued", { percent: 100 });
+    setUploaded(0);
+    let job;
+    try {
+      job = await sendFile(kb, file, setUploaded);
+    } catch (error) {
+      if (error.status !== 401 || await askForApiKey(state.apiKey ? "API key 无效，请重新输入。" : "上传文件需要 API key。") === null) {
+        throw error;
       }
-    });
-    const entry = (job.result && job.result.files && job.result.files[file.name]) || {};
-    if (job.status === "failed" || entry.status === "failed") {
-      row.set("failed", { percent: 100, error: entry.error || job.error || "失败" });
-    } else if (entry.status === "skipped") {
-      row.set("done", { percent: 100, text: "未变化，已跳过" });
-    } else {
-      row.set("done", { percent: 100, text: "已索引" });
+      job = await sendFile(kb, file, setUploaded);
+    } finally {
+      state.uploadsInFlight -= 1;
     }
+    await followJob(kb, job, [file.name], { [file.name]: row });
   } catch (error) {
-    const message = error.status === 413 ? `文件过大：${error.message}` : error.message;
-    row.set("failed", { percent: 100, error: message });
+    row.set("failed", { percent: 100, error: error.code === "too_large" ? `文件过大：${error.message}` : errorText(error) });
   }
 }
 
 async function uploadFiles(fileList) {
   const kb = state.kb;
   if (!kb) { toast("请先新建或选择一个知识库", "error"); return; }
-  const queue = Array.from(fileList);
+  const queue = Array.from(fileList).map((file) => ({ file, row: uploadRow(kb, file.name) }));
   if (!queue.length) return;
+  state.uploadsInFlight += queue.length;
   const worker = async () => {
     while (queue.length) {
-      await uploadOne(kb, queue.shift());
+      const { file, row } = queue.shift();
+      await uploadOne(kb, file, row);
       if (kb === state.kb) await refreshKb();
     }
   };
   await Promise.all(Array.from({ length: Math.min(PARALLEL_UPLOADS, queue.length) }, worker));
 }
 
+// Jobs that were running when the page was left: their rows come back and keep following the job.
+async function resumeJobs() {
+  for (const remembered of readJson(STORAGE.jobs, [])) {
+    let job;
+    try { job = await apiJson(`/jobs/${remembered.id}`); } catch (_) {
+      rememberJobs(readJson(STORAGE.jobs, []).filter((item) => item.id !== remembered.id));
+      continue;
+    }
+    const rows = Object.fromEntries(remembered.names.map((name) => [name, uploadRow(remembered.kb, name)]));
+    followJob(remembered.kb, job, remembered.names, rows).then(() => { if (remembered.kb === state.kb) refreshKb(); });
+  }
+}
+
 function setUpDropzone() {
   const zone = $("dropzone");
+  const input = $("file-input");
+  input.accept = ACCEPTED_TYPES;
+  zone.addEventListener("click", () => input.click());
   for (const name of ["dragenter", "dragover"]) {
     zone.addEventListener(name, (event) => { event.preventDefault(); zone.classList.add("dragover"); });
   }
@@ -391,86 +681,280 @@ function setUpDropzone() {
     zone.addEventListener(name, (event) => { event.preventDefault(); zone.classList.remove("dragover"); });
   }
   zone.addEventListener("drop", (event) => uploadFiles(event.dataTransfer.files));
-  $("file-input").addEventListener("change", (event) => {
+  input.addEventListener("change", (event) => {
     uploadFiles(event.target.files);
     event.target.value = "";
   });
+  // Files not yet sent would be lost by leaving the page: the browser asks first.
+  window.addEventListener("beforeunload", (event) => {
+    if (state.uploadsInFlight > 0) { event.preventDefault(); event.returnValue = ""; }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Conversations: several named ones per knowledge base, in localStorage. A question is saved as soon as it is
+// asked, so a reload while it is being answered keeps it (marked as interrupted, with 重新生成).
+
+function newConversation(title = "新对话") {
+  return { id: `c${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`, title, turns: [],
+           named: false };
+}
+
+function loadConversations() {
+  const kb = state.kb;
+  let stored = kb ? readJson(STORAGE.conversations(kb), null) : null;
+  if (!stored && kb) {
+    const old = readJson(STORAGE.oldChat(kb), []);
+    stored = { active: null, list: [] };
+    if (old.length) {
+      const first = newConversation(old[0].question.slice(0, 20));
+      first.turns = old;
+      stored.list.push(first);
+      localStorage.removeItem(STORAGE.oldChat(kb));
+    }
+  }
+  state.conversations = stored || { active: null, list: [] };
+  if (!state.conversations.list.length) state.conversations.list.push(newConversation());
+  if (!state.conversations.list.some((c) => c.id === state.conversations.active)) {
+    state.conversations.active = state.conversations.list[0].id;
+  }
+  for (const conversation of state.conversations.list) {
+    for (const turn of conversation.turns) {
+      if (turn.pending) { turn.pending = false; turn.interrupted = true; }
+    }
+  }
+  renderConversationPicker();
+  renderConversation();
+}
+
+function activeConversation() {
+  return state.conversations.list.find((c) => c.id === state.conversations.active) || state.conversations.list[0];
+}
+
+function saveConversations(kb = state.kb) {
+  if (!kb) return;
+  for (const conversation of state.conversations.list) conversation.turns = conversation.turns.slice(-MAX_TURNS);
+  localStorage.setItem(STORAGE.conversations(kb), JSON.stringify(state.conversations));
+}
+
+function renderConversationPicker() {
+  const picker = $("conversation-select");
+  picker.replaceChildren(...state.conversations.list.map((c) =>
+    el("option", { value: c.id, text: `${c.title}${c.turns.length ? `（${c.turns.length}）` : ""}` })));
+  picker.value = state.conversations.active;
+}
+
+function startConversation() {
+  const current = activeConversation();
+  if (current && !current.turns.length) { $("question").focus(); return; }   // already a blank one
+  const conversation = newConversation();
+  state.conversations.list.unshift(conversation);
+  state.conversations.list = state.conversations.list.slice(0, MAX_CONVERSATIONS);
+  state.conversations.active = conversation.id;
+  saveConversations();
+  renderConversationPicker();
+  renderConversation();
+  $("question").focus();
+}
+
+async function renameConversation() {
+  const conversation = activeConversation();
+  const values = await openDialog({ title: "重命名对话", okText: "保存",
+    fields: [{ name: "title", label: "名称", value: conversation.title, maxlength: "40" }],
+    validate: ({ title }) => (title ? null : "请输入名称") });
+  if (values === null) return;
+  conversation.title = values.title;
+  conversation.named = true;
+  saveConversations();
+  renderConversationPicker();
+}
+
+async function deleteConversation() {
+  const conversation = activeConversation();
+  const confirmed = await openDialog({ title: "删除对话", okText: "删除", danger: true,
+                                       text: `确定删除对话「${conversation.title}」吗？` });
+  if (confirmed === null) return;
+  state.conversations.list = state.conversations.list.filter((c) => c.id !== conversation.id);
+  if (!state.conversations.list.length) state.conversations.list.push(newConversation());
+  state.conversations.active = state.conversations.list[0].id;
+  saveConversations();
+  renderConversationPicker();
+  renderConversation();
+}
+
+function renderConversation() {
+  const box = $("messages");
+  const turns = state.kb ? activeConversation().turns : [];
+  if (!turns.length) {
+    box.replaceChildren(el("div", { class: "welcome" },
+      el("div", { class: "big", text: "💬" }),
+      el("h2", { text: state.kb ? `向「${state.kb}」提问` : "先新建一个知识库" }),
+      el("div", { text: state.kb ? "答案来自知识库中的文档，每个答案都附有可展开的参考来源。"
+                                 : "新建知识库并上传文档（PDF、Word 等），然后在这里提问。" })));
+    return;
+  }
+  box.replaceChildren(...turns.flatMap((turn, index) => [userMessage(turn.question),
+                                                         assistantMessage(turn, index === turns.length - 1).node]));
+  box.scrollTop = box.scrollHeight;
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Chat: the Teco-RAG SSE endpoint read with fetch + ReadableStream; each event holds the answer so far.
 
-function loadConversation() {
-  try { state.conversation = JSON.parse(localStorage.getItem(STORAGE.chat(state.kb)) || "[]"); }
-  catch (_) { state.conversation = []; }
-  renderConversation();
-}
-
-function saveConversation() {
-  if (state.kb) localStorage.setItem(STORAGE.chat(state.kb), JSON.stringify(state.conversation.slice(-50)));
-}
-
-function renderConversation() {
-  const box = $("messages");
-  if (!state.conversation.length) {
-    box.replaceChildren(el("div", { class: "welcome" },
-      el("div", { class: "big", text: "💬" }),
-      el("h2", { text: state.kb ? `向「${state.kb}」提问` : "先新建一个知识库" }),
-      el("div", { text: state.kb ? "答案来自知识库中的文档，每个答案都附有可展开的参考来源。"
-                                 : "在左侧新建知识库并上传文档（PDF、Word 等），然后在这里提问。" })));
-    return;
-  }
-  box.replaceChildren(...state.conversation.flatMap((turn) => [userMessage(turn.question), assistantMessage(turn).node]));
-  box.scrollTop = box.scrollHeight;
-}
-
 function userMessage(text) {
-  return el("div", { class: "msg user" }, el("div", { class: "avatar", text: "我" }),
+  return el("div", { class: "msg user" }, el("div", { class: "avatar", text: "我", "aria-hidden": "true" }),
     el("div", { class: "msg-body" }, el("div", { class: "bubble", text })));
 }
 
-function assistantMessage(turn) {
+function assistantMessage(turn, isLast) {
   const text = el("div", { class: "bubble answer-text" });
   const extras = el("div", { class: "msg-extras" });
-  const node = el("div", { class: "msg assistant" }, el("div", { class: "avatar", text: "答" }),
-    el("div", { class: "msg-body" }, text, extras));
+  const actions = el("div", { class: "msg-actions" });
+  const node = el("div", { class: "msg assistant" }, el("div", { class: "avatar", text: "答", "aria-hidden": "true" }),
+    el("div", { class: "msg-body" }, text, actions, extras));
+  let sources = null;
+  text.addEventListener("click", (event) => {
+    const mark = event.target.closest("a.cite");
+    if (!mark) return;
+    event.preventDefault();
+    if (sources) sources.open(Number(mark.dataset.cite));
+  });
   const view = {
     node,
     update(current, streaming) {
       text.classList.toggle("streaming", streaming);
+      const docs = current.docs || [];
       if (!current.answer && streaming) text.replaceChildren(el("span", { class: "thinking", text: "正在检索与生成…" }));
-      else text.textContent = current.answer || "";
+      else text.innerHTML = MarkdownRenderer.toHtml(current.answer || "", docs.length);   // escapes everything
+      text.hidden = !streaming && !current.answer;
+      sources = docs.length ? sourcesView(docs) : null;
+      const notice = current.noticeCode ? NOTICE_TEXT[current.noticeCode] || current.notice : current.notice;
       extras.replaceChildren(...[
-        current.notice ? el("div", { class: "notice", text: current.notice }) : null,
+        notice ? el("div", { class: `notice ${current.noticeCode || ""}`, text: notice }) : null,
+        current.stopped ? el("div", { class: "notice", text: "已停止生成" }) : null,
+        current.interrupted ? el("div", { class: "notice", text: "回答被中断（页面在回答完成前被关闭或刷新）" }) : null,
         current.error ? el("div", { class: "msg-error", text: current.error }) : null,
-        current.docs && current.docs.length ? sourcesView(current.docs) : null].filter(Boolean));
+        sources ? sources.node : null].filter(Boolean));
+      actions.replaceChildren(...(streaming ? [] : answerActions(current, isLast)));
     },
   };
   view.update(turn, false);
   return view;
 }
 
+function answerActions(turn, isLast) {
+  const buttons = [];
+  if (turn.answer) {
+    buttons.push(el("button", { class: "act copy", type: "button", text: "复制", title: "复制答案",
+                                onclick: () => copyText(turn.answer) }));
+    for (const [rating, label, title] of [[1, "👍", "有帮助"], [-1, "👎", "没帮助"]]) {
+      buttons.push(el("button", { class: `act rate ${rating > 0 ? "up" : "down"}`, type: "button", text: label,
+                                  title, "aria-label": title, "aria-pressed": String(turn.feedback === rating),
+                                  onclick: (event) => sendFeedback(turn, rating, event.currentTarget) }));
+    }
+  }
+  if (isLast && !state.asking) {
+    buttons.push(el("button", { class: "act regenerate", type: "button", text: "重新生成", title: "重新回答这个问题",
+                                onclick: regenerate }));
+  }
+  return buttons;
+}
+
+async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch (_) {                       // no clipboard API (plain http on another host): the old way
+    const area = el("textarea", { class: "offscreen", readonly: true });
+    area.value = text;
+    document.body.append(area);
+    area.select();
+    document.execCommand("copy");
+    area.remove();
+  }
+  toast("已复制答案");
+}
+
+async function sendFeedback(turn, rating, button) {
+  const kb = state.kb;
+  try {
+    await postJson(`${kbPath(kb)}/feedback`, {
+      question: turn.question, answer: turn.answer, rating,
+      sources: (turn.docs || []).map(({ filename, page, heading, context }) => ({ filename, page, heading, context })) });
+  } catch (error) { toast(`反馈未保存：${errorText(error)}`, "error"); return; }
+  turn.feedback = rating;
+  saveConversations(kb);
+  for (const other of button.parentElement.querySelectorAll(".rate")) other.setAttribute("aria-pressed", "false");
+  button.setAttribute("aria-pressed", "true");
+  toast(rating > 0 ? "感谢反馈：有帮助" : "感谢反馈：已记录为没帮助");
+}
+
+// Sources are ranked: the label says how relevant, by rank, instead of a fusion score that means nothing to people.
+function relevanceLabel(rank) {
+  if (rank === 1) return "最相关";
+  return rank <= 3 ? "较相关" : "相关";
+}
+
 function sourcesView(docs) {
   const list = el("div", { class: "sources-list", hidden: true });
-  list.append(...docs.map((doc, i) => {
+  const items = docs.map((doc, i) => {
     const page = doc.page ? ` · 第 ${doc.page} 页` : "";
+    const pageButton = doc.page && extension(doc.filename) === "pdf"
+      ? el("button", { class: "act page-view", type: "button", text: "查看原页",
+                       onclick: () => showPdfPage(doc) }) : null;
     return el("details", { class: "source", "data-source": String(i + 1) },
       el("summary", {},
         el("span", { class: "num", text: String(i + 1) }),
         el("span", { class: "where", title: doc.filename }, doc.filename, el("span", { class: "page", text: page })),
-        el("span", { class: "score", title: "检索得分", text: Number(doc.similarity_score).toFixed(3) })),
-      el("blockquote", {}, doc.heading ? el("span", { class: "heading", text: doc.heading }) : null, doc.context));
-  }));
-  const toggle = el("button", { class: "sources-toggle", type: "button", text: `参考来源（${docs.length}）▾`,
+        el("span", { class: `relevance r${Math.min(i + 1, 4)}`, title: `按相关度排第 ${i + 1}`, text: relevanceLabel(i + 1) })),
+      el("blockquote", {}, doc.heading ? el("span", { class: "heading", text: doc.heading }) : null, doc.context),
+      pageButton ? el("div", { class: "source-actions" }, pageButton) : null);
+  });
+  list.append(...items);
+  const label = () => `参考来源（${docs.length}）${list.hidden ? "▾" : "▴"}`;
+  const toggle = el("button", { class: "sources-toggle", type: "button", "aria-expanded": "false", text: label(),
     onclick: () => {
       list.hidden = !list.hidden;
-      toggle.textContent = `参考来源（${docs.length}）${list.hidden ? "▾" : "▴"}`;
+      toggle.textContent = label();
+      toggle.setAttribute("aria-expanded", String(!list.hidden));
+      if (!list.hidden) list.scrollIntoView({ block: "nearest", behavior: "smooth" });
     } });
-  return el("div", { class: "sources" }, toggle, list);
+  return {
+    node: el("div", { class: "sources" }, toggle, list),
+    open(number) {                  // a [n] mark in the answer: show source n
+      const item = items[number - 1];
+      if (!item) return;
+      list.hidden = false;
+      toggle.textContent = label();
+      toggle.setAttribute("aria-expanded", "true");
+      item.open = true;
+      item.classList.remove("flash");
+      void item.offsetWidth;
+      item.classList.add("flash");
+      item.scrollIntoView({ block: "nearest", behavior: "smooth" });
+      item.querySelector("summary").focus();
+    },
+  };
 }
 
-function historyPairs() {
-  return state.conversation.filter((turn) => turn.answer && !turn.error)
+async function showPdfPage(doc) {
+  const url = `${filePath(state.kb, doc.filename)}/pages/${doc.page}?highlight=${encodeURIComponent(doc.context.slice(0, 4000))}`;
+  let blob;
+  try {
+    const response = await api(url);
+    if (!response.ok) throw await errorOf(response);
+    blob = await response.blob();
+  } catch (error) { toast(`无法显示原页：${errorText(error)}`, "error"); return; }
+  const image = el("img", { class: "page-image", alt: `${doc.filename} 第 ${doc.page} 页，引用段落以黄色标出`,
+                            src: URL.createObjectURL(blob) });
+  image.addEventListener("load", () => {
+    const mark = image.parentElement;
+    if (mark) mark.scrollTop = 0;
+  }, { once: true });
+  openViewer(`${doc.filename} · 第 ${doc.page} 页`, el("p", { class: "muted small", text: "黄色标出的是被引用的段落。" }), image);
+}
+
+function historyPairs(turns) {
+  return turns.filter((turn) => turn.answer && !turn.error && !turn.stopped)
     .slice(-HISTORY_TURNS).map((turn) => [turn.question, turn.answer]);
 }
 
@@ -495,52 +979,74 @@ async function readEvents(response, onEvent) {
 
 async function ask(question) {
   if (!state.kb || state.asking || !question) return;
+  if (state.authRequired && !state.apiKey && await askForApiKey("提问需要 API key。") === null) return;
   const kb = state.kb;
-  const history = historyPairs();
-  if (!state.conversation.length) $("messages").replaceChildren();
-  const turn = { question, answer: "", docs: [], notice: null, error: null };
-  state.conversation.push(turn);
+  const conversation = activeConversation();
+  const history = historyPairs(conversation.turns);
+  if (!conversation.turns.length) $("messages").replaceChildren();
+  const turn = { question, answer: "", docs: [], notice: null, noticeCode: null, error: null, pending: true };
+  conversation.turns.push(turn);
+  if (!conversation.named && conversation.turns.length === 1) conversation.title = question.slice(0, 20);
+  saveConversations(kb);                                     // kept even if the page goes away mid-answer
+  renderConversationPicker();
   const box = $("messages");
-  const view = assistantMessage(turn);
+  for (const old of box.querySelectorAll(".msg-actions .regenerate")) old.remove();
+  const view = assistantMessage(turn, true);
   box.append(userMessage(question), view.node);
   view.update(turn, true);
   box.scrollTop = box.scrollHeight;
-  state.asking = true;
+  const controller = new AbortController();
+  state.asking = controller;
   updateEnabled();
   try {
     const response = await api("/chat/knowledge_base_chat", {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ query: question, knowledge_base_name: kb, history, stream: true, return_docs: true }),
+      method: "POST", headers: { "Content-Type": "application/json" }, signal: controller.signal,
+      body: JSON.stringify({ query: question, knowledge_base_name: kb, history, stream: true, return_docs: true,
+                             top_k: state.settings.topK,
+                             score_threshold: state.settings.scoreThreshold > 0 ? state.settings.scoreThreshold : null }),
     });
-    if (!response.ok) {
-      let body = null;
-      try { body = await response.json(); } catch (_) { /* not JSON */ }
-      throw new ApiError((body && body.msg) || response.statusText, response.status);
-    }
+    if (!response.ok) throw await errorOf(response);
     await readEvents(response, (event) => {
-      turn.answer = event.result || "";
+      turn.answer = event.notice_code === "kb_empty" ? "" : event.result || "";
       if (event.docs) turn.docs = event.docs;
-      if (event.notice) turn.notice = event.notice;
-      if (event.error) turn.error = `出错了：${event.error}`;
+      if (event.notice) { turn.notice = event.notice; turn.noticeCode = event.notice_code || null; }
+      if (event.error) turn.error = `出错了：${errorText(new ApiError(event.error, event.code, event.error_code))}`;
       view.update(turn, true);
       box.scrollTop = box.scrollHeight;
     });
   } catch (error) {
-    turn.error = `出错了：${error.message}`;
+    if (error.name === "AbortError") turn.stopped = true;
+    else turn.error = `出错了：${errorText(error)}`;
   } finally {
-    state.asking = false;
-    view.update(turn, false);
+    turn.pending = false;
+    state.asking = null;
     updateEnabled();
-    if (kb === state.kb) saveConversation();
-    box.scrollTop = box.scrollHeight;
+    view.update(turn, false);
+    saveConversations(kb);
+    renderConversationPicker();
+    if (!turn.stopped) box.scrollTop = box.scrollHeight;
   }
+}
+
+function stopAnswer() {
+  if (state.asking) state.asking.abort();
+}
+
+function regenerate() {
+  const conversation = activeConversation();
+  const last = conversation.turns.pop();
+  if (!last) return;
+  saveConversations();
+  renderConversation();
+  ask(last.question);
 }
 
 function setUpAskForm() {
   const input = $("question");
   const submit = () => {
+    if (state.asking) { stopAnswer(); return; }
     const question = input.value.trim();
-    if (!question || state.asking) return;
+    if (!question) return;
     input.value = "";
     autoSize();
     ask(question);
@@ -548,45 +1054,92 @@ function setUpAskForm() {
   const autoSize = () => { input.style.height = "auto"; input.style.height = `${Math.min(input.scrollHeight, 160)}px`; };
   input.addEventListener("input", autoSize);
   input.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); submit(); }
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      if (!state.asking) submit();
+    }
   });
   $("ask-form").addEventListener("submit", (event) => { event.preventDefault(); submit(); });
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Retrieval settings (sent with every question)
+
+async function openSettings() {
+  const values = await openDialog({
+    title: "检索设置", okText: "保存",
+    text: "参考来源的数量，以及丢弃得分过低段落的阈值（融合得分，通常在 0.01–0.05 之间；0 表示不过滤）。",
+    fields: [{ name: "topK", label: "参考来源数量（1–20）", type: "number", min: "1", max: "20", step: "1",
+               value: String(state.settings.topK) },
+             { name: "scoreThreshold", label: "分数阈值", type: "number", min: "0", max: "1", step: "0.001",
+               value: String(state.settings.scoreThreshold) }],
+    validate: ({ topK, scoreThreshold }) => {
+      const k = Number(topK);
+      const threshold = Number(scoreThreshold || 0);
+      if (!Number.isInteger(k) || k < 1 || k > 20) return "参考来源数量应为 1 到 20 的整数";
+      if (!(threshold >= 0 && threshold <= 1)) return "分数阈值应在 0 到 1 之间";
+      return null;
+    },
+  });
+  if (values === null) return;
+  state.settings = { topK: Number(values.topK), scoreThreshold: Number(values.scoreThreshold || 0) };
+  localStorage.setItem(STORAGE.settings, JSON.stringify(state.settings));
+  toast(`已保存：参考来源 ${state.settings.topK} 个` +
+        (state.settings.scoreThreshold > 0 ? `，阈值 ${state.settings.scoreThreshold}` : ""));
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+async function start() {
+  try {
+    const health = await (await fetch("/health")).json();
+    state.authRequired = Boolean(health.data && health.data.auth_required);
+  } catch (_) { /* the API calls below report it */ }
+  showAuthStatus();
+  if (state.authRequired && !state.apiKey && await askForApiKey("该服务需要 API key。") === null) {
+    showKeyNeeded();
+    return;
+  }
+  try {
+    await loadKnowledgeBases();
+  } catch (error) {
+    if (error.code === "api_key_required") showKeyNeeded();
+    else toast(`无法连接服务：${errorText(error)}`, "error");
+    return;
+  }
+  if (isPhone()) showView(state.kb && state.files.some((file) => file.status === "indexed") ? "chat" : "kb");
+}
 
 async function main() {
-  showAuthStatus();
-  $("auth-status").addEventListener("click", () => {
-    state.apiKey = "";
-    localStorage.removeItem(STORAGE.apiKey);
-    showAuthStatus();
-    toast("已清除保存的 API key");
-  });
+  showView("chat");
+  $("auth-status").addEventListener("click", manageApiKey);
   $("kb-new").addEventListener("click", createKnowledgeBase);
   $("kb-clear").addEventListener("click", clearKnowledgeBase);
   $("kb-delete").addEventListener("click", deleteKnowledgeBase);
   $("files-refresh").addEventListener("click", refreshKb);
-  $("chat-reset").addEventListener("click", () => {
-    state.conversation = [];
-    saveConversation();
+  $("uploads-clear").addEventListener("click", clearFinishedUploads);
+  $("chat-new").addEventListener("click", startConversation);
+  $("conversation-rename").addEventListener("click", renameConversation);
+  $("conversation-delete").addEventListener("click", deleteConversation);
+  $("settings-open").addEventListener("click", openSettings);
+  $("viewer-close").addEventListener("click", () => $("viewer").close());
+  $("conversation-select").addEventListener("change", (event) => {
+    state.conversations.active = event.target.value;
+    saveConversations();
     renderConversation();
   });
   $("kb-select").addEventListener("change", async (event) => {
-    state.kb = event.target.value || null;
-    if (state.kb) localStorage.setItem(STORAGE.kb, state.kb);
-    renderKbStats();
-    updateEnabled();
-    loadConversation();
-    await loadFiles();
+    if (!event.target.value) return;
+    state.kb = event.target.value;
+    await switchedKb();
   });
+  for (const tab of document.querySelectorAll(".view-tab")) {
+    tab.addEventListener("click", () => showView(tab.dataset.view));
+  }
   setUpDropzone();
   setUpAskForm();
-  try {
-    await loadKnowledgeBases();
-  } catch (error) {
-    toast(`无法连接服务：${error.message}`, "error");
-  }
+  await start();
+  await resumeJobs();
 }
 
 main();
