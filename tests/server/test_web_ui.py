@@ -439,12 +439,14 @@ def test_named_conversations_settings_and_a_question_asked_before_a_reload(llm_s
 
     # Both conversations are there after a reload, and switching shows each one's turns.
     page.reload()
+    page.wait_for_function("document.querySelectorAll('#conversation-select option').length === 2")
     titles = page.locator("#conversation-select option").all_inner_texts()
     assert len(titles) == 2 and any(title.startswith("住宿问题") for title in titles), titles
     first_id = page.eval_on_selector("#conversation-select", "s => [...s.options].find(o => o.text.startsWith('住宿问题')).value")
     page.select_option("#conversation-select", first_id)
-    assert page.locator(".msg.user").all_inner_texts() == ["住宿标准是多少？"]
+    assert page.locator(".msg.user .bubble").all_inner_texts() == ["住宿标准是多少？"]
     page.reload()
+    page.wait_for_function("document.querySelectorAll('.msg.user').length === 1")
     assert page.eval_on_selector("#conversation-select", "s => s.value") == first_id
     assert json.loads(page.evaluate("localStorage.getItem('tecorag.settings')"))["topK"] == 2
 
@@ -484,9 +486,9 @@ def test_phone_layout_reaches_upload_files_and_kb_actions(server, phone, tmp_pat
     screenshot = tmp_path / "phone.png"
     phone.screenshot(path=str(screenshot))
     update_screenshot(screenshot, "screenshot-phone.png")
-    phone.screenshot(path=str(tmp_path / "phone-files.png"))
 
     phone.tap("#tab-kb")
+    phone.screenshot(path=str(tmp_path / "phone-files.png"))
     phone.tap(".file-item[data-file='门禁.md'] .file-delete")
     phone.tap("#dialog-ok")
     wait_indexed(phone, 1)

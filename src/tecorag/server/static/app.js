@@ -148,6 +148,23 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// Icons drawn inline (no icon font, no emoji font needed). Paths from Feather Icons (MIT licence).
+const ICON_PATHS = {
+  up: "M14 9V5a3 3 0 0 0-3-3l-4 9v11h11.28a2 2 0 0 0 2-1.7l1.38-9a2 2 0 0 0-2-2.3zM7 22H4a2 2 0 0 1-2-2v-7a2 2 0 0 1 2-2h3",
+  down: "M10 15v4a3 3 0 0 0 3 3l4-9V2H5.72a2 2 0 0 0-2 1.7l-1.38 9a2 2 0 0 0 2 2.3zm7-13h2.67A2.31 2.31 0 0 1 22 4v7a2.31 2.31 0 0 1-2.33 2H17",
+};
+
+function icon(name) {
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("class", "icon");
+  const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+  path.setAttribute("d", ICON_PATHS[name]);
+  svg.append(path);
+  return svg;
+}
+
 function toast(message, kind = "info") {
   const node = el("div", { class: `toast ${kind}`, text: message, role: kind === "error" ? "alert" : "status" });
   $("toasts").append(node);
@@ -847,10 +864,10 @@ function answerActions(turn, isLast) {
   if (turn.answer) {
     buttons.push(el("button", { class: "act copy", type: "button", text: "复制", title: "复制答案",
                                 onclick: () => copyText(turn.answer) }));
-    for (const [rating, label, title] of [[1, "👍", "有帮助"], [-1, "👎", "没帮助"]]) {
-      buttons.push(el("button", { class: `act rate ${rating > 0 ? "up" : "down"}`, type: "button", text: label,
-                                  title, "aria-label": title, "aria-pressed": String(turn.feedback === rating),
-                                  onclick: (event) => sendFeedback(turn, rating, event.currentTarget) }));
+    for (const [rating, name, title] of [[1, "up", "有帮助"], [-1, "down", "没帮助"]]) {
+      buttons.push(el("button", { class: `act rate ${name}`, type: "button", title, "aria-label": title,
+                                  "aria-pressed": String(turn.feedback === rating),
+                                  onclick: (event) => sendFeedback(turn, rating, event.currentTarget) }, icon(name)));
     }
   }
   if (isLast && !state.asking) {
