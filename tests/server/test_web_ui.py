@@ -175,6 +175,12 @@ def test_create_upload_ask_and_open_a_source(server, page, tmp_path: Path):
 
     create_kb(page, "员工手册", "差旅与休假制度")
     assert "0 个文件" in page.inner_text("#kb-stats")
+    # The "created" toast leaves the chat header's buttons free.
+    toast = page.locator(".toast").bounding_box()
+    for button in ("#chat-new", "#settings-open", "#conversation-select"):
+        box = page.locator(button).bounding_box()
+        assert (toast["y"] > box["y"] + box["height"] or toast["y"] + toast["height"] < box["y"]
+                or toast["x"] > box["x"] + box["width"] or toast["x"] + toast["width"] < box["x"]), button
 
     # Two real documents through the file picker, two more dropped: every one has a row at once.
     page.set_input_files("#file-input", [str(path) for path in documents])
