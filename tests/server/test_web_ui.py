@@ -414,7 +414,9 @@ def test_named_conversations_settings_and_a_question_asked_before_a_reload(llm_s
     page.set_input_files("#file-input", [str(write(tmp_path, "差旅.md", TRAVEL_MD))])
     wait_indexed(page, 1)
 
-    ask(page, "住宿标准是多少？")
+    with page.expect_request("**/chat/knowledge_base_chat") as sent:
+        ask(page, "住宿标准是多少？")
+    assert "top_k" not in sent.value.post_data_json       # not set: the server's configuration decides
     wait_answer(page, 1, "先登记")
     page.click("#conversation-rename")
     page.fill("#dialog input[name=title]", "住宿问题")

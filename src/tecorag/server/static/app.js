@@ -16,7 +16,7 @@ const PARALLEL_UPLOADS = 2;
 const MAX_CONVERSATIONS = 30;
 const MAX_TURNS = 50;
 const ACCEPTED_TYPES = ".pdf,.docx,.doc,.pptx,.xlsx,.csv,.md,.markdown,.txt,.html,.htm,.png,.jpg,.jpeg,.bmp";
-const DEFAULT_SETTINGS = { topK: 5, scoreThreshold: 0 };
+const DEFAULT_SETTINGS = { topK: null, scoreThreshold: null };   // null: the server's configured value
 const PHONE_WIDTH = 860;            // below this the page shows one panel at a time (see app.css)
 
 const STATUS_LABELS = { indexed: "已索引", indexing: "索引中", pending: "等待中", failed: "失败", queued: "排队中",
@@ -277,7 +277,7 @@ function showAuthStatus() {
 
 async function manageApiKey() {
   if (!state.apiKey) {
-    if (await askForApiKey("该服务需要 API key。") !== null) await start();
+    if (await askForApiKey("该服务需要 API key。") !== null && await start()) await resumeJobs();
     return;
   }
   const confirmed = await openDialog({ title: "清除 API key", okText: "清除", danger: true,
@@ -1019,8 +1019,7 @@ async function ask(question) {
     const response = await api("/chat/knowledge_base_chat", {
       method: "POST", headers: { "Content-Type": "application/json" }, signal: controller.signal,
       body: JSON.stringify({ query: question, knowledge_base_name: kb, history, stream: true, return_docs: true,
-                             top_k: state.settings.topK,
-                             score_threshold: state.settings.scoreThreshold > 0 ? state.settings.scoreThreshold : null }),
+                             ...retrievalOptions() }),
     });
     if (!response.ok) throw await errorOf(response);
     await readEvents(response, (event) => {
@@ -1082,31 +1081,44 @@ function setUpAskForm() {
 // ---------------------------------------------------------------------------------------------------
 // Retrieval settings (sent with every question)
 
+// Only what the user set is sent; otherwise the server's configuration decides.
+function retrievalOptions() {
+  const options = {};
+  if (state.settings.topK !== null) options.top_k = state.settings.topK;
+  if (state.settings.scoreThreshold !== null) options.score_threshold = state.settings.scoreThreshold;
+  return options;
+}
+
 async function openSettings() {
+  const shown = (value) => (value === null ? "" : String(value));
   const values = await openDialog({
     title: "检索设置", okText: "保存",
-    text: "参考来源的数量，以及丢弃得分过低段落的阈值（融合得分，通常在 0.01–0.05 之间；0 表示不过滤）。",
+    text: "参考来源的数量，以及丢弃得分过低段落的阈值（融合得分，通常在 0.01–0.05 之间）。留空则使用服务器的配置。",
     fields: [{ name: "topK", label: "参考来源数量（1–20）", type: "number", min: "1", max: "20", step: "1",
-               value: String(state.settings.topK) },
-             { name: "scoreThreshold", label: "分数阈值", type: "number", min: "0", max: "1", step: "0.001",
-               value: String(state.settings.scoreThreshold) }],
+               placeholder: "服务器默认", value: shown(state.settings.topK) },
+             { name: "scoreThreshold", label: "分数阈值（0–1）", type: "number", min: "0", max: "1", step: "0.001",
+               placeholder: "服务器默认", value: shown(state.settings.scoreThreshold) }],
     validate: ({ topK, scoreThreshold }) => {
-      const k = Number(topK);
-      const threshold = Number(scoreThreshold || 0);
-      if (!Number.isInteger(k) || k < 1 || k > 20) return "参考来源数量应为 1 到 20 的整数";
-      if (!(threshold >= 0 && threshold <= 1)) return "分数阈值应在 0 到 1 之间";
+      if (topK && !(Number.isInteger(Number(topK)) && Number(topK) >= 1 && Number(topK) <= 20)) {
+        return "参考来源数量应为 1 到 20 的整数";
+      }
+      if (scoreThreshold && !(Number(scoreThreshold) >= 0 && Number(scoreThreshold) <= 1)) {
+        return "分数阈值应在 0 到 1 之间";
+      }
       return null;
     },
   });
   if (values === null) return;
-  state.settings = { topK: Number(values.topK), scoreThreshold: Number(values.scoreThreshold || 0) };
+  state.settings = { topK: values.topK ? Number(values.topK) : null,
+                     scoreThreshold: values.scoreThreshold ? Number(values.scoreThreshold) : null };
   localStorage.setItem(STORAGE.settings, JSON.stringify(state.settings));
-  toast(`已保存：参考来源 ${state.settings.topK} 个` +
-        (state.settings.scoreThreshold > 0 ? `，阈值 ${state.settings.scoreThreshold}` : ""));
+  toast(`已保存：参考来源 ${state.settings.topK ?? "按服务器配置"}` +
+        (state.settings.scoreThreshold !== null ? `，阈值 ${state.settings.scoreThreshold}` : ""));
 }
 
 // ---------------------------------------------------------------------------------------------------
 
+// Loads the page's data; false when it could not (no API key given).
 async function start() {
   try {
     const health = await (await fetch("/health")).json();
@@ -1115,16 +1127,17 @@ async function start() {
   showAuthStatus();
   if (state.authRequired && !state.apiKey && await askForApiKey("该服务需要 API key。") === null) {
     showKeyNeeded();
-    return;
+    return false;
   }
   try {
     await loadKnowledgeBases();
   } catch (error) {
     if (error.code === "api_key_required") showKeyNeeded();
     else toast(`无法连接服务：${errorText(error)}`, "error");
-    return;
+    return false;
   }
   if (isPhone()) showView(state.kb && state.files.some((file) => file.status === "indexed") ? "chat" : "kb");
+  return true;
 }
 
 async function main() {
@@ -1155,8 +1168,7 @@ async function main() {
   }
   setUpDropzone();
   setUpAskForm();
-  await start();
-  await resumeJobs();
+  if (await start()) await resumeJobs();
 }
 
 main();
