@@ -450,7 +450,8 @@ def test_named_conversations_settings_and_a_question_asked_before_a_reload(llm_s
     page.wait_for_function("document.querySelectorAll('#conversation-select option').length === 2")
     titles = page.locator("#conversation-select option").all_inner_texts()
     assert len(titles) == 2 and any(title.startswith("住宿问题") for title in titles), titles
-    first_id = page.eval_on_selector("#conversation-select", "s => [...s.options].find(o => o.text.startsWith('住宿问题')).value")
+    first_id = page.eval_on_selector("#conversation-select",
+                                     "s => [...s.options].find(o => o.text.startsWith('住宿问题')).value")
     page.select_option("#conversation-select", first_id)
     assert page.locator(".msg.user .bubble").all_inner_texts() == ["住宿标准是多少？"]
     page.reload()

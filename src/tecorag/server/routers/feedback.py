@@ -46,4 +46,5 @@ def export_qa(kb: str, rag: Rag) -> JSONResponse:
                                        for source in item.sources))
             gold.append({"id": f"feedback-{item.id}", "question": item.question, "answer": item.answer,
                          "sources": [name for name in files if name]})
-    return JSONResponse(gold, headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(kb, safe='')}-qa.json"})
+    disposition = f"attachment; filename*=UTF-8''{quote(kb, safe='')}-qa.json"
+    return JSONResponse(gold, headers={"Content-Disposition": disposition})
