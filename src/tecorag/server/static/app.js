@@ -588,7 +588,7 @@ function showJobEntry(row, entry) {
   else if (status === "skipped") row.set("done", { percent: 100, text: "未变化，已跳过" });
   else if (status === "failed") {
     row.set("failed", { percent: 100, error: fileErrorText(row.name, entry.error_code, entry.error) });
-  }
+  } else row.set("queued", { percent: 35, text: STATUS_LABELS[status] || status });
 }
 
 function sendFile(kb, file, onProgress) {
@@ -748,10 +748,11 @@ function activeConversation() {
   return state.conversations.list.find((c) => c.id === state.conversations.active) || state.conversations.list[0];
 }
 
-function saveConversations(kb = state.kb) {
+// `conversations` is passed by an answer that finishes after the user switched to another knowledge base.
+function saveConversations(kb = state.kb, conversations = state.conversations) {
   if (!kb) return;
-  for (const conversation of state.conversations.list) conversation.turns = conversation.turns.slice(-MAX_TURNS);
-  localStorage.setItem(STORAGE.conversations(kb), JSON.stringify(state.conversations));
+  for (const conversation of conversations.list) conversation.turns = conversation.turns.slice(-MAX_TURNS);
+  localStorage.setItem(STORAGE.conversations(kb), JSON.stringify(conversations));
 }
 
 function renderConversationPicker() {
@@ -998,13 +999,14 @@ async function ask(question) {
   if (!state.kb || state.asking || !question) return;
   if (state.authRequired && !state.apiKey && await askForApiKey("提问需要 API key。") === null) return;
   const kb = state.kb;
+  const conversations = state.conversations;
   const conversation = activeConversation();
   const history = historyPairs(conversation.turns);
   if (!conversation.turns.length) $("messages").replaceChildren();
   const turn = { question, answer: "", docs: [], notice: null, noticeCode: null, error: null, pending: true };
   conversation.turns.push(turn);
   if (!conversation.named && conversation.turns.length === 1) conversation.title = question.slice(0, 20);
-  saveConversations(kb);                                     // kept even if the page goes away mid-answer
+  saveConversations(kb, conversations);                      // kept even if the page goes away mid-answer
   renderConversationPicker();
   const box = $("messages");
   for (const old of box.querySelectorAll(".msg-actions .regenerate")) old.remove();
@@ -1038,8 +1040,8 @@ async function ask(question) {
     state.asking = null;
     updateEnabled();
     view.update(turn, false);
-    saveConversations(kb);
-    renderConversationPicker();
+    saveConversations(kb, conversations);
+    if (kb === state.kb) renderConversationPicker();
     if (!turn.stopped) box.scrollTop = box.scrollHeight;
   }
 }
