@@ -141,7 +141,7 @@ def test_retry_indexes_a_failed_file_again_from_the_kept_original(server):
 
     # Deleting the file removes the kept original with it.
     client.delete("/knowledge_bases/retry/files/bad.pdf")
-    assert app.state.tecorag.originals.read("retry", "bad.pdf") is None
+    assert app.state.tecorag.rag.catalog.get_original("retry", "bad.pdf") is None
 
 
 @pytest.mark.slow
