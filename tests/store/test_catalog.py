@@ -209,6 +209,45 @@ def test_deleting_a_kb_deletes_its_jobs_and_their_bytes(catalog):
         assert connection.scalar(text("SELECT count(*) FROM job_files")) == 1
 
 
+# -- the web UI's records: feedback, uploaded originals, embedding progress --------------------------------------
+
+
+def test_feedback_originals_and_job_progress(catalog):
+    catalog.create_kb("kb", "rag")
+    catalog.create_kb("other", "rag")
+    sources = [{"filename": "a.md", "context": "五百元", "page": None}]
+    first = catalog.add_feedback("kb", "住宿标准？", "五百元[1]", sources, 1)
+    catalog.add_feedback("kb", "报销？", "不知道", [], -1, comment="答非所问")
+    catalog.add_feedback("other", "q", "a", [], 1)
+    listed = catalog.list_feedback("kb")
+    assert [(f.question, f.rating, f.comment) for f in listed] == [("住宿标准？", 1, ""), ("报销？", -1, "答非所问")]
+    assert listed[0].id == first.id and listed[0].sources == sources
+
+    catalog.upsert_file("kb", "a.md", "key-a", status="indexed")
+    catalog.put_original("kb", "a.md", b"v1")
+    catalog.put_original("kb", "a.md", b"v2")                   # a new upload replaces the kept original
+    catalog.put_original("other", "a.md", b"theirs")
+    assert catalog.get_original("kb", "a.md") == b"v2" and catalog.get_original("kb", "b.md") is None
+    catalog.delete_file("kb", "a.md")
+    assert catalog.get_original("kb", "a.md") is None and catalog.get_original("other", "a.md") == b"theirs"
+
+    job = catalog.create_job("kb", "upload", [("a.md", b"x"), ("b.md", b"y")])
+    catalog.claim_job("r1", lease_s=30, max_attempts=3)
+    assert catalog.set_job_file(job.id, "r1", "a.md", "embedding")
+    assert catalog.set_job_progress(job.id, "r1", "a.md", 64, 139)
+    assert not catalog.set_job_progress(job.id, "someone-else", "a.md", 1, 2)
+    files = catalog.get_job(job.id).result["files"]
+    assert files["a.md"] == {"status": "embedding", "error": None, "chunks_done": 64, "chunks_total": 139}
+    assert files["b.md"] == {"status": "queued", "error": None}
+    assert "progress" not in catalog.get_job(job.id).result
+
+    catalog.put_original("kb", "c.md", b"z")
+    catalog.delete_kb("kb")
+    assert catalog.list_feedback("other") and catalog.get_original("kb", "c.md") is None
+    catalog.create_kb("kb", "rag")
+    assert catalog.list_feedback("kb") == []
+
+
 # -- schema versions ------------------------------------------------------------------------------------------------
 
 
@@ -249,6 +288,9 @@ def test_a_catalog_made_by_the_previous_schema_opens_and_is_migrated(catalog_url
         job = catalog.create_job("old-kb", "upload", [("new.md", b"new")])     # the new job machinery works
         assert catalog.claim_job("r", lease_s=30, max_attempts=3).id == job.id
         catalog.create_kb("new-kb", "rag")                                      # ids still generated
+        catalog.add_feedback("old-kb", "q", "a", [], 1)                         # schema 3: the web UI's tables
+        catalog.put_original("old-kb", "manual.md", b"bytes")
+        assert catalog.get_original("old-kb", "manual.md") == b"bytes"
         with catalog.engine.connect() as connection:
             assert connection.scalar(text("SELECT version FROM tecorag_schema")) == SCHEMA_VERSION
     finally:
