@@ -190,7 +190,7 @@ class IngestJobRunner:
             for name in kept:
                 record(name, FileStatus.SKIPPED)
             documents = [document for document in documents if document.name not in kept]
-        stages: dict[str, str] = {}
+        stages: dict[str, IngestStage] = {}          # the last stage recorded per file
 
         def on_progress(event: IngestProgress) -> None:
             """Each file's stage (parsing, embedding, storing) and outcome as the ingestor reports them; while

@@ -12,11 +12,12 @@ from starlette.concurrency import run_in_threadpool
 from ...errors import FileNotInKnowledgeBase, InputError
 from ...ingest.pipeline import SourceDocument
 from ...rag import RAG, validate_name
+from ...store.catalog import Job
 from ..deps import Rag, State
 from ..errors import OriginalNotKept
+from ..ingest_jobs import keep_originals
 from ..pdf_pages import render_page
 from ..schemas import ChunkInfo, Envelope, FileInfo, JobInfo
-from ..ingest_jobs import keep_originals
 from ..uploads import read_uploads, splitter_overrides
 
 router = APIRouter(prefix="/knowledge_bases/{kb}/files", tags=["文件"])
@@ -48,7 +49,7 @@ async def upload_files(
     return accepted(job)
 
 
-def accepted(job) -> JSONResponse:
+def accepted(job: Job) -> JSONResponse:
     body = Envelope(code=202, msg="accepted", data=JobInfo.of(job))
     return JSONResponse(body.model_dump(mode="json"), status_code=202, headers={"Location": f"/jobs/{job.id}"})
 
