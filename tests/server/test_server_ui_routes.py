@@ -192,11 +192,13 @@ def test_feedback_is_stored_listed_and_exported_as_a_gold_file(client, tmp_path:
     assert client.get("/knowledge_bases/nowhere/feedback").json()["error_code"] == "kb_not_found"
 
 
-def test_asking_an_empty_knowledge_base_says_to_upload_first(client, caplog):
+def test_asking_an_empty_knowledge_base_says_to_upload_first(client, capfd):
     create_kb(client, "empty")
-    with caplog.at_level("WARNING"):
-        response = client.post("/chat/knowledge_base_chat", json={"query": "住宿标准？", "knowledge_base_name": "empty",
-                                                                  "stream": True, "return_docs": True})
+    capfd.readouterr()
+    response = client.post("/chat/knowledge_base_chat", json={"query": "住宿标准？", "knowledge_base_name": "empty",
+                                                              "stream": True, "return_docs": True})
     last = sse_data(response.text)[-1]
     assert last["notice_code"] == "kb_empty" and "upload" in last["notice"] and last["docs"] == []
-    assert not [record for record in caplog.records if "NaN" in record.getMessage()]
+    # pymilvus and Milvus Lite log to the process's stderr, not through `logging`: the search never ran.
+    logged = capfd.readouterr().err
+    assert "Invalid sparse row" not in logged and "RPC error" not in logged, logged[-2000:]

@@ -332,16 +332,18 @@ def test_failed_file_can_be_retried(server, page, tmp_path: Path):
     assert page.inner_text(".upload-item .reason") == "文件已损坏或格式无法解析"
 
 
-def test_empty_knowledge_base_says_to_upload_first(server, page, caplog):
+def test_empty_knowledge_base_says_to_upload_first(server, page, capfd):
     url, _ = server
     page.goto(url)
     create_kb(page, "空的")
-    with caplog.at_level("WARNING"):
-        ask(page, "住宿标准是多少？")
-        page.wait_for_selector(".msg.assistant .notice.kb_empty")
+    capfd.readouterr()
+    ask(page, "住宿标准是多少？")
+    page.wait_for_selector(".msg.assistant .notice.kb_empty")
     assert "请先上传文件" in page.inner_text(".msg.assistant .notice")
     assert "无法回答" not in page.inner_text(".msg.assistant")
-    assert not [r for r in caplog.records if "NaN" in r.getMessage() or "Invalid sparse" in r.getMessage()]
+    # pymilvus and Milvus Lite log to the process's stderr, not through `logging`: the search never ran.
+    logged = capfd.readouterr().err
+    assert "Invalid sparse row" not in logged and "RPC error" not in logged, logged[-2000:]
 
 
 # -- answers: Markdown, safety, citations, controls, conversations, settings ------------------------------------
