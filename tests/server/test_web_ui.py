@@ -614,3 +614,22 @@ def test_api_key_prompts_have_no_dead_ends(server, page, tmp_path: Path):
         page.click("#dialog-ok")
         page.wait_for_selector("#key-dialog[open]")
         assert page.evaluate("localStorage.getItem('tecorag.apiKey')") is None
+
+
+def test_an_answer_that_ends_after_switching_knowledge_base_stays_with_its_own(llm_server, page, tmp_path: Path):
+    url, _, _ = llm_server
+    page.goto(url)
+    create_kb(page, "甲库")
+    page.set_input_files("#file-input", [str(write(tmp_path, "差旅.md", TRAVEL_MD))])
+    wait_indexed(page, 1)
+    create_kb(page, "乙库")
+    page.select_option("#kb-select", "甲库")
+    page.wait_for_selector(".file-item")
+    ask(page, "住宿标准是多少？")
+    page.wait_for_selector(".msg.assistant .answer-text.streaming")
+    page.select_option("#kb-select", "乙库")
+    page.wait_for_function("JSON.parse(localStorage.getItem('tecorag.conversations.甲库'))"
+                           ".list[0].turns[0].answer.includes('先登记')")
+    own = json.loads(page.evaluate("localStorage.getItem('tecorag.conversations.乙库')") or '{"list": []}')
+    assert all(not conversation["turns"] for conversation in own["list"])
+    assert page.locator(".msg").count() == 0
