@@ -227,6 +227,9 @@ def test_feedback_originals_and_job_progress(catalog):
     catalog.put_original("kb", "a.md", b"v1")
     catalog.put_original("kb", "a.md", b"v2")                   # a new upload replaces the kept original
     catalog.put_original("other", "a.md", b"theirs")
+    with ThreadPoolExecutor(max_workers=4) as pool:          # concurrent uploads of one name: no conflict error
+        list(pool.map(lambda i: catalog.put_original("kb", "race.md", b"%d" % i), range(8)))
+    assert catalog.get_original("kb", "race.md") in {b"%d" % i for i in range(8)}
     assert catalog.get_original("kb", "a.md") == b"v2" and catalog.get_original("kb", "b.md") is None
     catalog.delete_file("kb", "a.md")
     assert catalog.get_original("kb", "a.md") is None and catalog.get_original("other", "a.md") == b"theirs"

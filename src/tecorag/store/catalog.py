@@ -485,8 +485,16 @@ class Catalog:
             return [_feedback(row) for row in rows]
 
     def put_original(self, kb: str, name: str, data: bytes) -> None:
-        with self._session() as session:
-            session.merge(FileOriginalRow(kb_name=kb, name=name, data=data))
+        """Insert or replace. Two uploads of one name at once can both try to insert: the loser's second try
+        finds the row and updates it (last upload wins, as in the index)."""
+        for attempt in range(2):
+            try:
+                with self._session() as session:
+                    session.merge(FileOriginalRow(kb_name=kb, name=name, data=data))
+                return
+            except IntegrityError:
+                if attempt:
+                    raise
 
     def get_original(self, kb: str, name: str) -> bytes | None:
         with self._session() as session:
