@@ -93,3 +93,13 @@ def catalog_url(request, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'catalog.db'}"
     return request.getfixturevalue("postgres").create_database()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """One line of the figures the suites measured (tests/figures.py), when any were."""
+    import json
+
+    from figures import FIGURES
+
+    if FIGURES:
+        terminalreporter.write_line("figures: " + json.dumps(FIGURES, ensure_ascii=False, sort_keys=True))

@@ -41,3 +41,12 @@ def test_bad_values_are_config_errors(tmp_path: Path):
     bad.write_text("- just\n- a list\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="mapping"):
         load_settings(bad, environ={})
+
+
+def test_limits_have_validated_ranges(tmp_path: Path):
+    settings = load_settings(environ={"APP_LIMITS_MAX_QUESTION_CHARS": "500", "TECORAG_HOME": str(tmp_path)})
+    assert settings.limits.max_question_chars == 500 and settings.limits.max_unzipped_mb == 200
+    for name, value in [("MAX_QUESTION_CHARS", "0"), ("MAX_ZIP_RATIO", "1"), ("REQUEST_TIMEOUT_S", "-1"),
+                        ("MAX_IMAGE_PIXELS", "nan")]:
+        with pytest.raises(ConfigError, match=f"limits.{name.lower()}"):
+            load_settings(environ={f"APP_LIMITS_{name}": value, "TECORAG_HOME": str(tmp_path)})

@@ -45,3 +45,51 @@ def test_missing_parts_come_from_settings_once(tmp_path):
         assert rag.reranker is None and rag.llm_client is None        # engine `none`, reranker `none`
         assert rag.retriever is rag.retriever and rag.store is rag.retriever.store
         assert rag.generator is rag.extractive
+
+
+def test_names_are_checked_as_names_not_by_substring():
+    import pytest
+
+    from tecorag.errors import InvalidName
+    from tecorag.rag import validate_name
+
+    for good in ["v1..2.txt", "报告..final.docx", "a.b", "年度 计划"]:
+        assert validate_name(good, "file name") == good
+    for bad in [".", "..", ".env", "a/b", "a\\b", "bad\x00name", "tab\tname", "bad\ud800", "", "  ", "x" * 300]:
+        with pytest.raises(InvalidName):
+            validate_name(bad, "file name")
+
+
+def test_knowledge_base_names_are_normalised_and_compared_without_case(tmp_path):
+    import pytest
+
+    from tecorag.errors import KnowledgeBaseExists
+
+    with RAG(make_settings(tmp_path / "home"), embedder=HashEmbedder()) as rag:
+        created = rag.create_kb("  ＨＲ Policies ")                  # full-width letters, spaces around
+        assert created.name == "HR Policies"
+        for look_alike in ["hr policies", "HR POLICIES", "ｈｒ policies"]:
+            with pytest.raises(KnowledgeBaseExists, match="HR Policies"):
+                rag.create_kb(look_alike)
+            assert rag.get_kb(look_alike).name == "HR Policies"
+        assert [kb.name for kb in rag.list_kbs()] == ["HR Policies"]
+
+
+def test_questions_over_the_limits_are_refused_before_any_work(tmp_path):
+    import pytest
+
+    from tecorag.errors import InputError, QuestionTooLong
+    from tecorag.types import Message
+
+    settings = make_settings(tmp_path / "home", limits={"max_question_chars": 20, "max_history_messages": 2})
+    embedder = HashEmbedder()
+    with RAG(settings, embedder=embedder) as rag:
+        rag.create_kb("kb")
+        calls = embedder.calls
+        with pytest.raises(QuestionTooLong, match=r"21 characters, more than limits\.max_question_chars \(20\)"):
+            rag.ask("kb", "问" * 21)
+        with pytest.raises(QuestionTooLong, match=r"limits\.max_history_messages"):
+            rag.ask("kb", "问题", history=[Message(role="user", content="a")] * 3)
+        with pytest.raises(InputError, match="not valid Unicode"):
+            rag.retrieve("kb", "坏\udc80")
+        assert embedder.calls == calls

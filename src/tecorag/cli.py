@@ -39,6 +39,8 @@ app = typer.Typer(cls=CleanErrors, add_completion=False, no_args_is_help=True,
                   help="Knowledge-base question answering (RAG).")
 kb_app = typer.Typer(no_args_is_help=True, help="Create, list and delete knowledge bases.")
 app.add_typer(kb_app, name="kb")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys limited to knowledge bases (stored hashed in the catalog).")
+app.add_typer(keys_app, name="keys")
 
 
 def settings_from_context(ctx: typer.Context) -> Settings:
@@ -203,6 +205,50 @@ def warmup_command(ctx: typer.Context, concurrency: int = typer.Option(1, "--con
     Console().print(format_warmup_report(results, client.engine, client.address))
     if not warmup_succeeded(results):
         raise typer.Exit(code=1)
+
+
+@keys_app.command("create")
+def keys_create(ctx: typer.Context,
+                kbs: list[str] = typer.Option(..., "--kb", help="A knowledge base the key may use (repeatable)"),
+                read_only: bool = typer.Option(False, "--read-only", help="Ask and search only; no uploads or "
+                                                                          "deletions"),
+                label: str = typer.Option("", "--label", help="Who or what the key is for")):
+    """Create a key and print it once (only its hash is kept): send it as 'Authorization: Bearer <key>'."""
+    from .errors import InputError
+    from .rag import normalize_kb_name, validate_name
+
+    names = [validate_name(normalize_kb_name(name)) for name in kbs]
+    if not names:
+        raise InputError("name at least one knowledge base with --kb")
+    with open_rag(ctx) as rag:
+        key, plain = rag.catalog.create_api_key(names, can_write=not read_only, label=label)
+    access = "read-only" if read_only else "read-write"
+    console.print(f"key {key.id} ({access}) for {', '.join(names)}; it is shown only now:")
+    typer.echo(plain)
+
+
+@keys_app.command("list")
+def keys_list(ctx: typer.Context):
+    """Every scoped key: id, knowledge bases, access, and whether it is revoked (never the key itself)."""
+    with open_rag(ctx) as rag:
+        keys = rag.catalog.list_api_keys()
+    table = Table("id", "label", "knowledge bases", "access", "created", "revoked")
+    for key in keys:
+        table.add_row(key.id, key.label, ", ".join(key.knowledge_bases), "read-write" if key.can_write else "read-only",
+                      key.created_at.strftime("%Y-%m-%d %H:%M"),
+                      key.revoked_at.strftime("%Y-%m-%d %H:%M") if key.revoked_at else "")
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(ctx: typer.Context, key_id: str = typer.Argument(..., help="The id shown by 'keys list'")):
+    """Revoke a key: it stops working at once, on every server using this catalog."""
+    from .errors import InputError
+
+    with open_rag(ctx) as rag:
+        if not rag.catalog.revoke_api_key(key_id):
+            raise InputError(f"no active key with id {key_id} (see 'tecorag keys list')")
+    console.print(f"revoked key {key_id}")
 
 
 def _embedder_for(ctx: typer.Context):

@@ -185,6 +185,25 @@ class ServerSettings(_Section):
     max_upload_mb: int = Field(100, ge=1)
     max_upload_files: int = Field(50, ge=1)
     cors_origins: list[str] = Field(default_factory=list)
+    shutdown_grace_s: float = Field(3.0, ge=0, le=600)         # on SIGTERM, open requests get this long
+
+
+class LimitsSettings(_Section):
+    """Bounds on the work one request or one file may cause, so cost follows these settings, not the input.
+    Each is checked before the expensive step (a zip package's directory before any part is inflated)."""
+
+    max_question_chars: int = Field(2000, ge=1, le=100_000)
+    max_history_messages: int = Field(40, ge=0, le=1000)
+    max_history_chars: int = Field(20_000, ge=0, le=1_000_000)
+    request_timeout_s: float = Field(300.0, gt=0, le=3600)     # a question's whole answer, stream included
+    # Office packages (docx/pptx/xlsx are zip files): sizes from the zip directory, before reading
+    max_unzipped_mb: int = Field(200, ge=1, le=10_000)         # all parts together, inflated
+    max_xml_part_mb: int = Field(32, ge=1, le=10_000)          # one XML part (parsed into a tree in memory)
+    max_zip_parts: int = Field(5000, ge=1, le=1_000_000)
+    max_zip_ratio: int = Field(100, ge=2, le=100_000)          # inflated/compressed, for parts over 1 MiB
+    # PDFs and images
+    max_pdf_pages: int = Field(2000, ge=1, le=1_000_000)
+    max_image_pixels: int = Field(25_000_000, ge=10_000, le=1_000_000_000)   # decoded images and rendered pages
 
 
 class CatalogSettings(_Section):
@@ -214,6 +233,7 @@ class Settings(_Section):
     extractive: ExtractiveSettings = Field(default_factory=ExtractiveSettings)
     prompts: PromptSettings = Field(default_factory=PromptSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
 

@@ -62,5 +62,17 @@ class TooLarge(TecoragError):
     """An upload exceeds the configured size or count limits."""
 
 
+class QuestionTooLong(TooLarge):
+    """A question or its history is over `limits.max_question_chars` / `max_history_*`."""
+
+
+class DeadlineExceeded(TecoragError):
+    """A request took longer than `limits.request_timeout_s`; its work was stopped."""
+
+
+class Forbidden(TecoragError):
+    """The API key is valid but not allowed to do this (a read-only key writing)."""
+
+
 class Unauthorized(TecoragError):
     """Missing or wrong API key."""

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import Settings, TextSplitterSettings
+from .config import LimitsSettings, Settings, TextSplitterSettings
 from .embed import build_embedder
 from .embed.base import Embedder
 from .embed.cache import CachedEmbedder
-from .errors import FileNotInKnowledgeBase, InvalidName, StoreError
+from .errors import (FileNotInKnowledgeBase, InputError, InvalidName, KnowledgeBaseExists, KnowledgeBaseNotFound,
+                     QuestionTooLong, StoreError)
 from .generate.base import Generator
 from .generate.extractive import ExtractiveAnswerer
 from .generate.factory import build_generator, build_llm_client
@@ -39,16 +40,57 @@ MAX_NAME_LENGTH = 255
 
 
 def validate_name(name: str, what: str = "knowledge base name") -> str:
-    """Reject names that could act as paths or confuse a terminal: '/', '\\', '..', control characters."""
+    """Check a name as a name, not by substring: no path separators, no control or unpaired-surrogate
+    characters, not `.` or `..` nor hidden (leading `.`); `v1..2.txt` is fine."""
     if not isinstance(name, str) or not name.strip():
         raise InvalidName(f"{what} is empty")
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidName(f"{what} is longer than {MAX_NAME_LENGTH} characters")
-    if "/" in name or "\\" in name or ".." in name or name.startswith("."):
-        raise InvalidName(f"{what} must not contain '/', '\\' or '..': {name!r}")
+    if "/" in name or "\\" in name:
+        raise InvalidName(f"{what} must not contain '/' or '\\': {name!r}")
+    if name.startswith("."):
+        raise InvalidName(f"{what} must not be '.', '..' or start with '.': {name!r}")
     if any(unicodedata.category(char).startswith("C") for char in name):
         raise InvalidName(f"{what} must not contain control characters: {name!r}")
     return name
+
+
+def normalize_kb_name(name: str) -> str:
+    """The form a knowledge-base name is stored in: NFKC (full-width letters become ASCII) and trimmed."""
+    if not isinstance(name, str):
+        raise InvalidName("knowledge base name is empty")
+    return unicodedata.normalize("NFKC", name).strip()
+
+
+def kb_name_key(name: str) -> str:
+    """What decides whether two knowledge-base names are the same: normalised and case-folded."""
+    return normalize_kb_name(name).casefold()
+
+
+def check_question(question: str, history: Sequence[Message], limits: LimitsSettings) -> None:
+    """A question (and its history) within `limits.*` and valid Unicode, before any work is done on it."""
+    if len(question) > limits.max_question_chars:
+        raise QuestionTooLong(f"question of {len(question)} characters, more than limits.max_question_chars "
+                              f"({limits.max_question_chars})")
+    if len(history) > limits.max_history_messages:
+        raise QuestionTooLong(f"history of {len(history)} messages, more than limits.max_history_messages "
+                              f"({limits.max_history_messages})")
+    history_chars = sum(len(message.content) for message in history)
+    if history_chars > limits.max_history_chars:
+        raise QuestionTooLong(f"history of {history_chars} characters, more than limits.max_history_chars "
+                              f"({limits.max_history_chars})")
+    for what, text in [("question", question), *(("history", message.content) for message in history)]:
+        if not is_valid_unicode(text):
+            raise InputError(f"the {what} is not valid Unicode (an unpaired surrogate such as \\ud800)")
+
+
+def is_valid_unicode(text: str) -> bool:
+    """False for strings holding unpaired surrogates (JSON allows "\\ud800"; UTF-8 cannot encode it)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass
@@ -84,6 +126,7 @@ class RAG:
         self._build_lock = threading.RLock()
         self._kb_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._create_guard = threading.Lock()
 
     # -- parts, built on first use ----------------------------------------------------------------------
 
@@ -116,7 +159,7 @@ class RAG:
 
     @property
     def loader(self) -> DocumentLoader:
-        return self._part("loader", DocumentLoader)
+        return self._part("loader", lambda: DocumentLoader(limits=self.settings.limits))
 
     @property
     def ingestor(self) -> Ingestor:
@@ -165,10 +208,16 @@ class RAG:
     def create_kb(self, name: str, description: str = "") -> KnowledgeBase:
         """Atomic: the catalog row reserves the name (unique for every replica), then the collection and its
         indexes are made; if they cannot be, the row is removed again and the store has dropped any half-made
-        collection, so a failed create leaves nothing behind. On a Milvus without BM25 this warns once."""
-        validate_name(name)
+        collection, so a failed create leaves nothing behind. On a Milvus without BM25 this warns once.
+        Names are stored normalised (NFKC, trimmed); one that differs from an existing name only by case or
+        width is the same name, so look-alikes cannot coexist."""
+        name = validate_name(normalize_kb_name(name))
         store = self.store            # opened first: a store that cannot be opened is not a failed create
-        kb = self.catalog.create_kb(name, self.settings.vector_store.name, description)
+        with self._create_guard:
+            taken = self._existing_kb_name(name)
+            if taken is not None:
+                raise KnowledgeBaseExists(f"knowledge base already exists: {taken}")
+            kb = self.catalog.create_kb(name, self.settings.vector_store.name, description)
         try:
             store.ensure_collection(kb.collection)
         except Exception as exc:
@@ -181,7 +230,20 @@ class RAG:
         return kb
 
     def get_kb(self, name: str) -> KnowledgeBase:
-        return self.catalog.get_kb(validate_name(name))
+        """The knowledge base of that name, compared as `kb_name_key` does (case and width do not matter)."""
+        name = validate_name(normalize_kb_name(name))
+        try:
+            return self.catalog.get_kb(name)
+        except KnowledgeBaseNotFound:
+            stored = self._existing_kb_name(name)
+            if stored is None:
+                raise
+            return self.catalog.get_kb(stored)
+
+    def _existing_kb_name(self, name: str) -> str | None:
+        """The stored name that means the same as `name`, if any (a scan: only on a miss or a create)."""
+        key = kb_name_key(name)
+        return next((kb.name for kb in self.catalog.list_kbs() if kb_name_key(kb.name) == key), None)
 
     def list_kbs(self) -> list[KnowledgeBase]:
         return self.catalog.list_kbs()
@@ -204,9 +266,11 @@ class RAG:
     # -- files -------------------------------------------------------------------------------------------
 
     def list_files(self, kb: str) -> list[FileRecord]:
-        return self.catalog.list_files(validate_name(kb))
+        return self.catalog.list_files(self.get_kb(kb).name)
 
     def delete_file(self, kb: str, filename: str) -> None:
+        if not is_valid_unicode(filename):
+            raise FileNotInKnowledgeBase(f"file not in knowledge base {kb}: {filename!r}")
         knowledge_base = self.get_kb(kb)
         with self._kb_lock(knowledge_base.name):
             record = self.catalog.get_file(knowledge_base.name, filename)
@@ -214,6 +278,7 @@ class RAG:
                 raise FileNotInKnowledgeBase(f"file not in knowledge base {kb}: {filename}")
             self.store.delete_file(knowledge_base.collection, record.key)
             self.catalog.delete_file(knowledge_base.name, filename)
+            self.store.compact(knowledge_base.collection)   # deleted text leaves the disk (where Milvus can)
 
     def file_chunks(self, kb: str, filename: str) -> list[Chunk]:
         knowledge_base = self.get_kb(kb)
@@ -255,6 +320,7 @@ class RAG:
 
     def retrieve(self, kb: str, question: str, *, top_k: int | None = None, score_threshold: float | None = None,
                  mode: str | None = None) -> list[Hit]:
+        check_question(question, (), self.settings.limits)
         knowledge_base = self.get_kb(kb)
         if knowledge_base.chunk_count == 0:
             return []   # nothing indexed: skip the store (Milvus Lite's BM25 errors on a never-filled collection)
@@ -272,6 +338,7 @@ class RAG:
 
     def stream(self, kb: str, question: str, *, history: Sequence[Message] = (), top_k: int | None = None,
                score_threshold: float | None = None) -> Iterator[StreamEvent]:
+        check_question(question, history, self.settings.limits)
         knowledge_base = self.get_kb(kb)
         timings: dict[str, float] = {}
         started = time.perf_counter()

@@ -56,6 +56,7 @@ class OcrEngine:
 
     def read_boxes(self, image: Image.Image) -> list[OcrBox]:
         rgb = _to_rgb(image)
+        rgb.thumbnail((OCR_MAX_SIDE, OCR_MAX_SIDE))   # RapidOCR shrinks to this anyway; do it before the copies
         with self._lock:
             if self._rapidocr is None:
                 from rapidocr import RapidOCR  # heavy import: only when OCR is needed
@@ -75,6 +76,10 @@ class OcrEngine:
             ys = [point[1] for point in corners]
             boxes.append(OcrBox(text.strip(), min(xs), min(ys), max(xs), max(ys)))
         return boxes
+
+
+# RapidOCR's Global.max_side_len: larger images are shrunk to this before detection.
+OCR_MAX_SIDE = 2000
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

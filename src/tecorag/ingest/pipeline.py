@@ -3,13 +3,15 @@
 Consistency rules (a crash or Ctrl-C anywhere leaves a state the next run repairs):
 - a file is marked `indexing` with its new hash before its chunks are touched, and `indexed` only after they are in;
 - the store replaces a file's chunks by deleting everything under the file's key first, so re-runs never duplicate;
-- a file whose hash is unchanged and whose status is `indexed` is skipped (nothing is embedded again).
+- a file whose fingerprint is unchanged and whose status is `indexed` is skipped (nothing is embedded again); the
+  fingerprint covers the bytes and the split settings, so a new chunk_size re-indexes an unchanged file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,6 +28,9 @@ from ..store.milvus import MilvusStore
 from ..types import Chunk, FileStatus
 from .loaders import DocumentLoader
 from .splitter import ChineseTextSplitter
+
+log = logging.getLogger("tecorag.ingest")
+
 
 @dataclass(frozen=True)
 class SourceDocument:
@@ -73,6 +78,13 @@ class IngestReport:
 
 def file_key(kb: str, name: str) -> str:
     return hashlib.sha1(f"{kb}\x00{name}".encode("utf-8")).hexdigest()
+
+
+def content_fingerprint(data: bytes, splitter_settings: TextSplitterSettings) -> str:
+    """What decides "unchanged" (stored in the catalog's `sha256` column): the file's bytes and how it is split."""
+    digest = hashlib.sha256(data)
+    digest.update(b"\x00split:" + splitter_settings.model_dump_json().encode("utf-8"))
+    return digest.hexdigest()
 
 
 def documents_from_paths(paths: Iterable[str | Path]) -> list[SourceDocument]:
@@ -165,7 +177,7 @@ class Ingestor:
             data = document.read()
         except OSError as exc:
             return self._fail(kb, document.name, key, b"", f"{document.name}: cannot read: {exc}", report)
-        sha256 = hashlib.sha256(data).hexdigest()
+        sha256 = content_fingerprint(data, splitter.settings)
         existing = self.catalog.get_file(kb.name, document.name)
         if not force and existing and existing.sha256 == sha256 and existing.status == FileStatus.INDEXED:
             report.skipped.append(document.name)
@@ -177,7 +189,9 @@ class Ingestor:
         except TecoragError as exc:
             return self._fail(kb, document.name, key, data, str(exc), report)
         except Exception as exc:  # a parser bug on one odd file must not stop the others
-            return self._fail(kb, document.name, key, data, f"{document.name}: {type(exc).__name__}: {exc}", report)
+            # The reason reaches API replies: the message, not the exception class (the log has the traceback)
+            log.warning("reading %s failed", document.name, exc_info=exc)
+            return self._fail(kb, document.name, key, data, f"{document.name}: cannot be read: {exc}", report)
         return _SplitFile(document.name, key, sha256, len(data), chunks)
 
     def _index(self, kb: KnowledgeBase, files: list[_SplitFile], report: IngestReport,

@@ -204,6 +204,10 @@ class ChineseTextSplitter:
             raise ConfigError(f"text_splitter.smaller_chunk_size must be >= 0, got {settings.smaller_chunk_size}")
         self._settings = settings
 
+    @property
+    def settings(self) -> TextSplitterSettings:
+        return self._settings
+
     def split(self, sections: Sequence[Section]) -> list[Chunk]:
         settings = self._settings
         next_position: dict[str, int] = {}

@@ -28,6 +28,7 @@ from .deps import ServerState
 from .errors import install_error_handlers
 from .ingest_jobs import IngestJobRunner
 from .routers import chat, feedback, files, health, jobs, knowledge_base, openai, search
+from .schemas import QUESTION_ERRORS, REQUEST_ERRORS, error_responses
 from .uploads import BodySizeLimit, UploadLimits
 
 log = logging.getLogger("tecorag.server")
@@ -57,7 +58,7 @@ def create_app(settings: Settings, rag: RAG | None = None) -> FastAPI:
         runner = IngestJobRunner(pipeline, settings.jobs)
         runner.start()        # also resumes jobs left by a replica that died
         app.state.tecorag = ServerState(settings=settings, rag=pipeline, jobs=runner, limits=limits,
-                                        llm_client=llm_client, auth_required=guard.enabled)
+                                        llm_client=llm_client, auth_required=bool(guard.keys))
         if llm_client is not None and settings.llm.warmup_concurrency > 0:
             await run_in_threadpool(warm_up, llm_client, settings.llm.warmup_concurrency)
         try:
@@ -68,13 +69,18 @@ def create_app(settings: Settings, rag: RAG | None = None) -> FastAPI:
                 await run_in_threadpool(pipeline.close)
 
     app = FastAPI(title="tecorag", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.api_key_guard = guard
     install_error_handlers(app)
 
     app.include_router(health.router)
     protected = [Depends(guard)]
-    for router in (knowledge_base.router, files.router, jobs.router, search.router, chat.router, feedback.router,
-                   openai.router):
-        app.include_router(router, dependencies=protected)
+    # Every status a route can answer is in the OpenAPI schema, with the body it really has (the fuzzing suite
+    # holds the server to it).
+    for router, statuses in ((knowledge_base.router, REQUEST_ERRORS), (files.router, REQUEST_ERRORS),
+                             (jobs.router, REQUEST_ERRORS), (search.router, QUESTION_ERRORS),
+                             (chat.router, QUESTION_ERRORS), (feedback.router, REQUEST_ERRORS)):
+        app.include_router(router, dependencies=protected, responses=error_responses(statuses))
+    app.include_router(openai.router, dependencies=protected, responses=error_responses(QUESTION_ERRORS, openai=True))
 
     mount_web_ui(app)
 

@@ -9,17 +9,19 @@ text in their user's language; `msg` stays English for logs and scripts. (`code`
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import (FileNotInKnowledgeBase, InputError, InvalidName, KnowledgeBaseExists, KnowledgeBaseNotFound,
-                      LLMError, LoaderError, TecoragError, TooLarge, Unauthorized)
+from ..errors import (DeadlineExceeded, FileNotInKnowledgeBase, Forbidden, InputError, InvalidName,
+                      KnowledgeBaseExists, KnowledgeBaseNotFound, LLMError, LoaderError, TecoragError, TooLarge,
+                      Unauthorized)
 from ..generate.llm import LLMTimeout
+from .streaming import ClientDisconnected
 
 log = logging.getLogger("tecorag.server")
 
@@ -37,6 +39,7 @@ class OriginalNotKept(TecoragError):
 # Most specific first: the first class the error is an instance of decides the status and the error code.
 STATUS_BY_ERROR: tuple[tuple[type[TecoragError], int, str], ...] = (
     (InvalidName, 403, "invalid_name"),
+    (Forbidden, 403, "read_only_key"),
     (KnowledgeBaseNotFound, 404, "kb_not_found"),
     (KnowledgeBaseExists, 404, "kb_exists"),        # Teco-RAG answers 404 for "a knowledge base of that name exists"
     (FileNotInKnowledgeBase, 404, "file_not_found"),
@@ -47,7 +50,9 @@ STATUS_BY_ERROR: tuple[tuple[type[TecoragError], int, str], ...] = (
     (InputError, 422, "invalid_input"),
     (LoaderError, 422, "unreadable_file"),
     (LLMTimeout, 504, "llm_timeout"),
+    (DeadlineExceeded, 504, "deadline_exceeded"),
     (LLMError, 502, "llm_failed"),
+    (ClientDisconnected, 499, "client_disconnected"),   # nginx's "client closed request": only the log reads it
 )
 
 # Codes of replies that do not come from a TecoragError (framework errors), by HTTP status.
@@ -68,6 +73,9 @@ FILE_ERROR_CODES: tuple[tuple[str, str], ...] = (
 
 OPENAI_ERROR_TYPES = {401: "authentication_error", 403: "permission_error", 404: "invalid_request_error",
                       413: "invalid_request_error", 422: "invalid_request_error"}
+
+
+INTERNAL_ERROR_MESSAGE = "internal error: the server log has the details"
 
 
 def status_for(error: Exception) -> int:
@@ -97,12 +105,47 @@ def envelope(code: int, msg: str, data: Any = None) -> dict[str, Any]:
 
 def error_response(path: str, status: int, message: str, data: Any = None,
                    headers: dict[str, str] | None = None, error_code: str | None = None) -> JSONResponse:
+    message = valid_unicode(message)
     if path.startswith(OPENAI_PREFIX):
         body: dict[str, Any] = {"error": {"message": message, "type": OPENAI_ERROR_TYPES.get(status, "server_error"),
                                           "code": _openai_code(status), "param": None}}
     else:
-        body = {**envelope(status, message, data), "error_code": error_code or CODE_BY_STATUS.get(status, "internal")}
-    return JSONResponse(jsonable_encoder(body), status_code=status, headers=headers)
+        body = {**envelope(status, message, plain_json(data)),
+                "error_code": error_code or CODE_BY_STATUS.get(status, "internal")}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+# Echoed input in an error reply is cut to this: a 1 MB field that failed validation is not sent back.
+ECHO_MAX_CHARS = 200
+ECHO_MAX_DEPTH = 8
+ECHO_MAX_ITEMS = 20
+
+
+def valid_unicode(text: str) -> str:
+    """`text` with unpaired surrogates (which JSON allows and UTF-8 cannot encode) replaced."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def plain_json(value: Any, depth: int = 0) -> Any:
+    """`value` made safe to serialise, whatever a client sent: non-finite numbers become strings, strings with
+    unpaired surrogates are repaired, deep or long structures and long strings are cut."""
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        text = valid_unicode(value)
+        return text if len(text) <= ECHO_MAX_CHARS else text[:ECHO_MAX_CHARS] + "…"
+    if depth >= ECHO_MAX_DEPTH:
+        return "…"
+    if isinstance(value, dict):
+        items = list(value.items())[:ECHO_MAX_ITEMS]
+        return {str(plain_json(key, depth + 1)): plain_json(item, depth + 1) for key, item in items}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [plain_json(item, depth + 1) for item in list(value)[:ECHO_MAX_ITEMS]]
+    return plain_json(str(value), depth)
 
 
 def _openai_code(status: int) -> str | None:
@@ -125,8 +168,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
-        problems = jsonable_encoder(error.errors(), custom_encoder={bytes: lambda b: b.decode("utf-8", "replace")})
-        summary = "; ".join(f"{'.'.join(str(p) for p in problem.get('loc', ()))}: {problem.get('msg', '')}"
+        problems = [{key: problem.get(key) for key in ("type", "loc", "msg", "input")}
+                    for problem in error.errors()[:ECHO_MAX_ITEMS]]
+        summary = "; ".join(f"{'.'.join(str(p) for p in problem.get('loc') or ())}: {problem.get('msg', '')}"
                             for problem in problems)
         return error_response(request.url.path, 422, f"invalid request: {summary}", data=problems)
 
@@ -136,5 +180,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
+        # The reply names no exception class and no path: the log has the traceback.
         log.exception("%s %s crashed", request.method, request.url.path)
-        return error_response(request.url.path, 500, f"internal error: {type(error).__name__}: {error}")
+        return error_response(request.url.path, 500, INTERNAL_ERROR_MESSAGE)

@@ -17,10 +17,12 @@ from collections.abc import Callable, Sequence
 from functools import partial
 
 from ..config import JobSettings, TextSplitterSettings
+from ..errors import TecoragError
 from ..ingest.pipeline import IngestProgress, IngestStage, SourceDocument
 from ..rag import RAG
 from ..store.catalog import FINAL_FILE_STATUSES, Job
 from ..types import FileStatus
+from .errors import INTERNAL_ERROR_MESSAGE
 from .schemas import UploadResult
 
 log = logging.getLogger("tecorag.server")
@@ -98,12 +100,13 @@ class IngestJobRunner:
         self._supervisor.start()
 
     def submit(self, kb: str, documents: Sequence[SourceDocument], *, override: bool = True,
-               splitter: TextSplitterSettings | None = None) -> Job:
-        """Queue the upload (bytes into the catalog) and wake this replica's supervisor; any replica may run it."""
+               splitter: TextSplitterSettings | None = None, rejected: dict[str, str] | None = None) -> Job:
+        """Queue the upload (bytes into the catalog) and wake this replica's supervisor; any replica may run it.
+        `rejected`: files refused before the job (bad names), listed in it as failed with the reason."""
         self.rag.get_kb(kb)  # unknown KB: 404 now, not a failed job later
         params = {"override": override, "splitter": splitter.model_dump() if splitter else None}
         job = self.catalog.create_job(kb, UPLOAD_JOB, [(document.name, document.read()) for document in documents],
-                                      params=params)
+                                      params=params, failed=rejected)
         self._wake.set()
         return job
 
@@ -163,7 +166,7 @@ class IngestJobRunner:
                 self.catalog.release_job(job.id, self.owner)
             else:
                 log.exception("upload job %s into %s failed", job.id, job.kb)
-                reason = f"{type(exc).__name__}: {exc}"
+                reason = str(exc) if isinstance(exc, TecoragError) else INTERNAL_ERROR_MESSAGE  # no class names
                 self.catalog.finish_job(job.id, self.owner, "failed", "failed", error=reason)
         finally:
             with self._guard:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import InputError
+from ..rag import is_valid_unicode
 from ..store.catalog import FileRecord, Job, KnowledgeBase
 from ..types import Chunk, Citation, Hit, Message
 from .errors import file_error_code
 
 T = TypeVar("T")
+
+
+def utc(moment: datetime) -> datetime:
+    """Catalog times are UTC; SQLite hands them back without a zone, and OpenAPI's date-time needs one."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 class Envelope(BaseModel, Generic[T]):
@@ -23,10 +29,74 @@ class Envelope(BaseModel, Generic[T]):
     data: T | None = None
 
 
-class _Lenient(BaseModel):
-    """Clients written for Teco-RAG or Langchain-Chatchat send fields we do not use (model_name, temperature...)."""
+class ErrorEnvelope(BaseModel):
+    """An error reply of the Teco-RAG style routes; `data` may echo what was wrong (validation problems)."""
 
-    model_config = ConfigDict(extra="ignore")
+    code: int
+    msg: str
+    data: Any = None
+
+
+class OpenAIErrorDetail(BaseModel):
+    message: str
+    type: str
+    code: str | int | None = None
+    param: str | None = None
+
+
+class OpenAIError(BaseModel):
+    """An error reply of the `/v1/...` routes, as OpenAI clients expect it."""
+
+    error: OpenAIErrorDetail
+
+
+ERROR_DESCRIPTIONS = {
+    400: "the body cannot be parsed (malformed JSON or multipart, nested too deeply)",
+    401: "API key missing or invalid",
+    403: "a name with path tricks or control characters, or a read-only key writing",
+    404: "no such knowledge base (or not one this key may use), file or job",
+    413: "request body, upload, question or history over the limits",
+    422: "the request does not validate (the message names the field)",
+    502: "the LLM failed",
+    504: "the answer took longer than limits.request_timeout_s, or the LLM timed out",
+}
+REQUEST_ERRORS = (400, 401, 403, 404, 413, 422)
+QUESTION_ERRORS = (*REQUEST_ERRORS, 502, 504)
+
+
+def error_responses(statuses: tuple[int, ...], openai: bool = False) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the error statuses a router's routes return, with the body they really have."""
+    model = OpenAIError if openai else ErrorEnvelope
+    return {status: {"model": model, "description": ERROR_DESCRIPTIONS[status]} for status in statuses}
+
+
+class _Lenient(BaseModel):
+    """Clients written for Teco-RAG or Langchain-Chatchat send fields we do not use (model_name, temperature...).
+    Numbers must be finite (`1e309` is infinity in JSON parsers) and text valid Unicode (JSON can carry an
+    unpaired surrogate such as "\\ud800", which no database, tokenizer or UTF-8 reply can hold)."""
+
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _valid_unicode(self) -> _Lenient:
+        for name in type(self).model_fields:
+            if not _valid_text(getattr(self, name)):
+                raise ValueError(f"{name}: not valid Unicode (an unpaired surrogate such as \\ud800)")
+        return self
+
+
+def _valid_text(value: Any, depth: int = 0) -> bool:
+    if isinstance(value, str):
+        return is_valid_unicode(value)
+    if depth > 4:      # request models nest shallowly; deeper values are kept as they are and never stored
+        return True
+    if isinstance(value, BaseModel):
+        return all(_valid_text(getattr(value, name), depth + 1) for name in type(value).model_fields)
+    if isinstance(value, dict):
+        return all(_valid_text(key, depth + 1) and _valid_text(item, depth + 1) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_valid_text(item, depth + 1) for item in value)
+    return True
 
 
 # -- knowledge bases --------------------------------------------------------------------------------------
@@ -63,7 +133,7 @@ class FileInfo(BaseModel):
     def of(cls, record: FileRecord) -> FileInfo:
         return cls(name=record.name, status=record.status, error=record.error,
                    error_code=file_error_code(record.error) if record.error else None, chunk_count=record.chunk_count,
-                   size=record.size, created_at=record.created_at, updated_at=record.updated_at)
+                   size=record.size, created_at=utc(record.created_at), updated_at=utc(record.updated_at))
 
 
 class KnowledgeBaseWithFiles(KnowledgeBaseDetails):
@@ -73,7 +143,7 @@ class KnowledgeBaseWithFiles(KnowledgeBaseDetails):
 def kb_details(number: int, kb: KnowledgeBase, embed_model: str) -> KnowledgeBaseDetails:
     return KnowledgeBaseDetails(No=number, kb_name=kb.name, kb_info=kb.description, vs_type="milvus",
                                 embed_model=embed_model, file_count=kb.file_count, chunk_count=kb.chunk_count,
-                                create_time=kb.created_at)
+                                create_time=utc(kb.created_at))
 
 
 class UploadResult(BaseModel):
@@ -104,7 +174,7 @@ class JobInfo(BaseModel):
     def of(cls, job: Job) -> JobInfo:
         return cls(id=job.id, kb=job.kb, kind=job.kind, status=job.status, total=job.total, done=job.done,
                    message=job.message, result=_with_error_codes(job.result), error=job.error,
-                   created_at=job.created_at, updated_at=job.updated_at, owner=job.owner, attempts=job.attempts)
+                   created_at=utc(job.created_at), updated_at=utc(job.updated_at), owner=job.owner, attempts=job.attempts)
 
 
 def _with_error_codes(result: Any) -> Any:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fastapi import UploadFile
+from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import ServerSettings, TextSplitterSettings
-from ..errors import InputError, TooLarge
+from ..errors import InputError, InvalidName, TooLarge
 from ..ingest.pipeline import SourceDocument
 from ..rag import validate_name
 from .errors import error_response
@@ -32,19 +33,34 @@ class UploadLimits:
         return self.max_bytes + MULTIPART_SLACK
 
 
-async def read_uploads(files: list[UploadFile], limits: UploadLimits) -> list[SourceDocument]:
-    """The uploaded files as documents; TooLarge past the limits, InvalidName for names with path tricks."""
+@dataclass
+class ReadUploads:
+    """The uploaded files that can go in, and the ones refused by name (name -> why)."""
+
+    documents: list[SourceDocument]
+    rejected: dict[str, str]
+
+
+async def read_uploads(files: list[UploadFile], limits: UploadLimits) -> ReadUploads:
+    """The uploaded files as documents; TooLarge past the limits. A bad file name fails that file only; when
+    every file has a bad name the request fails (InvalidName, 403 as in Teco-RAG)."""
     if not files:
         raise InputError("no files uploaded (multipart field 'files')")
     if len(files) > limits.max_files:
         raise TooLarge(f"too many files: {len(files)} > {limits.max_files} per upload (server.max_upload_files)")
-    names = [validate_name(upload.filename or "", "file name") for upload in files]
+    names = [upload.filename or "" for upload in files]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise InputError(f"the same file name twice in one upload: {', '.join(duplicates)}")
+    rejected: dict[str, str] = {}
     documents: list[SourceDocument] = []
     total = 0
     for name, upload in zip(names, files):
+        try:
+            validate_name(name, "file name")
+        except InvalidName as error:
+            rejected[name] = str(error)
+            continue
         parts: list[bytes] = []
         while block := await upload.read(READ_BLOCK):
             total += len(block)
@@ -52,21 +68,25 @@ async def read_uploads(files: list[UploadFile], limits: UploadLimits) -> list[So
                 raise TooLarge(f"upload larger than {limits.max_bytes // MIB} MiB (server.max_upload_mb)")
             parts.append(block)
         documents.append(SourceDocument.from_bytes(name, b"".join(parts)))
-    return documents
+    if not documents:
+        raise InvalidName("; ".join(rejected.values()))
+    return ReadUploads(documents, rejected)
 
 
 def splitter_overrides(base: TextSplitterSettings, chunk_size: int | None, chunk_overlap: int | None,
                        zh_title_enhance: bool | None) -> TextSplitterSettings | None:
-    """The KB's splitter settings with the request's values, or None when the request sets none."""
+    """The KB's splitter settings with the request's values, validated as the settings file is (same ranges),
+    or None when the request sets none."""
     update = {name: value for name, value in (("chunk_size", chunk_size), ("chunk_overlap", chunk_overlap),
                                               ("zh_title_enhance", zh_title_enhance)) if value is not None}
     if not update:
         return None
-    merged = base.model_copy(update=update)
-    if merged.chunk_size <= 0 or not 0 <= merged.chunk_overlap < merged.chunk_size:
-        raise InputError(f"need chunk_size > 0 and 0 <= chunk_overlap < chunk_size, got "
-                         f"{merged.chunk_size} and {merged.chunk_overlap}")
-    return merged
+    try:
+        return TextSplitterSettings.model_validate({**base.model_dump(), **update})
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(str(p) for p in problem['loc']) or 'chunk settings'}: "
+                             f"{problem['msg'].removeprefix('Value error, ')}" for problem in error.errors())
+        raise InputError(f"invalid split settings: {problems}") from None
 
 
 class BodySizeLimit:
@@ -89,15 +109,31 @@ class BodySizeLimit:
             await response(scope, receive, send)
             return
         received = 0
+        over_limit = False
+        message_413 = f"request body larger than {self.max_body_bytes // MIB} MiB (server.max_upload_mb)"
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, over_limit
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    raise TooLarge(f"request body larger than {self.max_body_bytes // MIB} MiB "
-                                   f"(server.max_upload_mb)")
+                    over_limit = True
+                    raise TooLarge(message_413)
             return message
 
-        await self.app(scope, counting_receive, send)
+        replaced = False
+
+        async def reply_413_when_over(message: Message) -> None:
+            """Whatever the app answers once the body went over the limit (the body parser reports the error
+            it got from `receive` as a 400), the client gets the 413."""
+            nonlocal replaced
+            if message["type"] == "http.response.start" and over_limit:
+                replaced = True
+                response = error_response(scope["path"], 413, message_413, headers={"Connection": "close"})
+                await response(scope, receive, send)
+                return
+            if not replaced:
+                await send(message)
+
+        await self.app(scope, counting_receive, reply_413_when_over)

@@ -13,7 +13,9 @@ its lease runs out and any replica resumes the job's unfinished files.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import secrets
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import (JSON, Column, DateTime, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint,
+from sqlalchemy import (JSON, Boolean, Column, DateTime, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint,
                         and_, create_engine, delete, event, func, inspect, or_, select, text, update)
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
@@ -30,7 +32,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from ..errors import ConfigError, KnowledgeBaseExists, KnowledgeBaseNotFound, StoreError
 from ..types import FileStatus
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 FINAL_FILE_STATUSES = (FileStatus.INDEXED, FileStatus.SKIPPED, FileStatus.FAILED)
 POSTGRES_INSTALL_HINT = "pip install 'tecorag[postgres]'"
 
@@ -150,6 +152,19 @@ def _feedback(row: FeedbackRow) -> Feedback:
                     rating=row.rating, comment=row.comment, created_at=row.created_at)
 
 
+class ApiKeyRow(_Base):
+    """An API key limited to named knowledge bases (see "API keys" below). Only the key's SHA-256 is stored."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    label: Mapped[str] = mapped_column(String(255), default="")
+    key_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    knowledge_bases: Mapped[Any] = mapped_column(JSON)           # list of knowledge-base names
+    can_write: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 @dataclass(frozen=True)
 class KnowledgeBase:
     name: str
@@ -191,6 +206,16 @@ class Job:
     attempts: int = 0              # how many times a replica has taken the job
     params: dict = field(default_factory=dict)
     files: dict[str, dict] = field(default_factory=dict)    # name -> {"status", "error"}, in upload order
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    label: str
+    knowledge_bases: tuple[str, ...]
+    can_write: bool
+    created_at: datetime
+    revoked_at: datetime | None
 
 
 def _file_record(kb: str, row: FileRow) -> FileRecord:
@@ -342,15 +367,20 @@ class Catalog:
     # -- jobs ----------------------------------------------------------------------------------------------
 
     def create_job(self, kb: str, kind: str, files: Sequence[tuple[str, bytes]] = (),
-                   params: dict | None = None) -> Job:
-        """A queued job; each file's bytes are kept in the catalog until the file has a final status."""
+                   params: dict | None = None, failed: dict[str, str] | None = None) -> Job:
+        """A queued job; each file's bytes are kept in the catalog until the file has a final status. `failed`:
+        files refused before the job started (name -> why), listed in it with that final status."""
+        failed = failed or {}
         with self._session() as session:
-            row = JobRow(id=uuid.uuid4().hex, kb_name=kb, kind=kind, total=len(files), message="queued",
-                         params=params, attempts=0)
+            row = JobRow(id=uuid.uuid4().hex, kb_name=kb, kind=kind, total=len(files) + len(failed),
+                         message="queued", params=params, attempts=0)
             session.add(row)
             session.flush()          # the job row first: job_files refer to it
             file_rows = [JobFileRow(job_id=row.id, position=position, name=name, data=data)
                          for position, (name, data) in enumerate(files)]
+            file_rows += [JobFileRow(job_id=row.id, position=len(files) + number, name=name,
+                                     status=FileStatus.FAILED, error=reason)
+                          for number, (name, reason) in enumerate(failed.items())]
             session.add_all(file_rows)
             session.flush()
             return _job(row, file_rows)
@@ -514,6 +544,45 @@ class Catalog:
             row.result = {**result, "progress": progress}
             return True
 
+    # -- API keys scoped to knowledge bases ------------------------------------------------------------------
+    # A key is "tk_<id>_<secret>"; the catalog keeps its SHA-256 (the secret is 256 random bits, so a fast hash
+    # is enough), so a copy of the catalog does not give anyone a working key.
+
+    def create_api_key(self, knowledge_bases: list[str], can_write: bool, label: str = "") -> tuple[ApiKey, str]:
+        """A new key and its one-time plain text (never stored, never shown again)."""
+        key_id = secrets.token_hex(8)
+        plain = f"tk_{key_id}_{secrets.token_urlsafe(32)}"
+        with self._session() as session:
+            row = ApiKeyRow(id=key_id, label=label, key_sha256=_key_sha256(plain),
+                            knowledge_bases=list(knowledge_bases), can_write=can_write)
+            session.add(row)
+            session.flush()
+            return _api_key(row), plain
+
+    def find_api_key(self, plain: str) -> ApiKey | None:
+        """The active (not revoked) key with this plain text."""
+        with self._session() as session:
+            row = session.scalar(select(ApiKeyRow).where(ApiKeyRow.key_sha256 == _key_sha256(plain),
+                                                         ApiKeyRow.revoked_at.is_(None)))
+            return None if row is None else _api_key(row)
+
+    def has_active_api_keys(self) -> bool:
+        with self._session() as session:
+            return session.scalar(select(ApiKeyRow.id).where(ApiKeyRow.revoked_at.is_(None)).limit(1)) is not None
+
+    def list_api_keys(self) -> list[ApiKey]:
+        with self._session() as session:
+            return [_api_key(row) for row in session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at))]
+
+    def revoke_api_key(self, key_id: str) -> bool:
+        """False when no active key has that id."""
+        with self._session() as session:
+            row = session.get(ApiKeyRow, key_id)
+            if row is None or row.revoked_at is not None:
+                return False
+            row.revoked_at = _now()
+            return True
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -550,7 +619,13 @@ def _migrate_2_to_3(connection: Connection) -> None:
 
 
 # (version reached, migration): applied in order to catalogs older than the version
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(2, _migrate_1_to_2), (3, _migrate_2_to_3)]
+def _migrate_3_to_4(connection: Connection) -> None:
+    """API keys scoped to knowledge bases (a new table only)."""
+    ApiKeyRow.__table__.create(connection, checkfirst=True)
+
+
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(2, _migrate_1_to_2), (3, _migrate_2_to_3),
+                                                              (4, _migrate_3_to_4)]
 assert MIGRATIONS[-1][0] == SCHEMA_VERSION
 
 
@@ -599,6 +674,15 @@ def _with_driver(url: str) -> str:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
+
+
+def _key_sha256(plain: str) -> str:
+    return hashlib.sha256(plain.encode("utf-8", "replace")).hexdigest()
+
+
+def _api_key(row: ApiKeyRow) -> ApiKey:
+    return ApiKey(id=row.id, label=row.label, knowledge_bases=tuple(row.knowledge_bases or ()),
+                  can_write=bool(row.can_write), created_at=row.created_at, revoked_at=row.revoked_at)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

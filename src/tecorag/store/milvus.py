@@ -63,6 +63,9 @@ class StoreQuery:
     limit: int = 40                # child hits to fetch per route and after fusion
 
 
+log = logging.getLogger("tecorag.store")
+
+
 class MilvusStore:
     """All vector-store access. Thread-safe: the pymilvus client is shared and Milvus Lite serializes internally."""
 
@@ -223,6 +226,18 @@ class MilvusStore:
 
     def delete_file(self, collection: str, file_key: str) -> None:
         self._client.delete(collection, filter=f'file_key == "{file_key}"')
+
+    def compact(self, collection: str) -> bool:
+        """Ask Milvus to rewrite the collection's segments without deleted rows, so deleted text leaves the disk
+        (in the background). False where the engine has no compaction: Milvus Lite does not implement it."""
+        if self.embedded:
+            return False
+        try:
+            self._client.compact(collection)
+        except Exception as error:   # pymilvus raises many types; an unsupported call must not fail a deletion
+            log.warning("Milvus compaction of %s not started: %s", collection, error)
+            return False
+        return True
 
     def count(self, collection: str) -> int:
         rows = self._client.query(collection, filter="", output_fields=["count(*)"])

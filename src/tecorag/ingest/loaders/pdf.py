@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from tecorag.config import LimitsSettings
 from tecorag.errors import LoaderError
-from tecorag.ingest.ocr import OcrEngine
+from tecorag.ingest.ocr import OCR_MAX_SIDE, OcrEngine
 from tecorag.types import Section
 
+from .bounds import check_pdf_pages, render_scale
 from .common import clean_text
 from .image import ocr_image
 
@@ -21,11 +23,12 @@ PDF_OCR_SCALE = 2.0
 _PDFIUM_LOCK = threading.Lock()
 
 
-def load_pdf(filename: str, data: bytes, ocr: OcrEngine) -> list[Section]:
+def load_pdf(filename: str, data: bytes, ocr: OcrEngine, limits: LimitsSettings | None = None) -> list[Section]:
     """One section per page (page numbers from 1) under the heading of the PDF's bookmarks; pages
-    without a usable text layer are rendered and OCRed."""
+    without a usable text layer are rendered (at most `limits.max_image_pixels`) and OCRed."""
     import pypdfium2 as pdfium
 
+    limits = limits or LimitsSettings()
     with _PDFIUM_LOCK:
         try:
             document = pdfium.PdfDocument(data)
@@ -36,11 +39,13 @@ def load_pdf(filename: str, data: bytes, ocr: OcrEngine) -> list[Section]:
     try:
         with _PDFIUM_LOCK:
             page_count = len(document)
+        check_pdf_pages(filename, page_count, limits)
+        with _PDFIUM_LOCK:
             page_headings = _pdf_page_headings(document)
         sections = []
         for index in range(page_count):
             with _PDFIUM_LOCK:  # released during OCR, which takes seconds per page
-                text, scan = _pdf_page_content(document, index)
+                text, scan = _pdf_page_content(document, index, limits.max_image_pixels)
             if scan is not None:
                 ocr_text = ocr_image(filename, ocr, scan)
                 if _printable_count(ocr_text) > _printable_count(text):
@@ -53,8 +58,9 @@ def load_pdf(filename: str, data: bytes, ocr: OcrEngine) -> list[Section]:
             document.close()
 
 
-def _pdf_page_content(document: Any, index: int) -> tuple[str, Any]:
-    """The page's text layer, and the page rendered as an image when that layer is (nearly) empty."""
+def _pdf_page_content(document: Any, index: int, max_pixels: int) -> tuple[str, Any]:
+    """The page's text layer, and the page rendered as an image when that layer is (nearly) empty; a huge
+    page is rendered smaller, so its bitmap stays within `max_pixels`."""
     page = document[index]
     try:
         text_page = page.get_textpage()
@@ -64,7 +70,8 @@ def _pdf_page_content(document: Any, index: int) -> tuple[str, Any]:
             text_page.close()
         if _printable_count(text) >= MIN_PDF_TEXT_CHARS:
             return text, None
-        bitmap = page.render(scale=PDF_OCR_SCALE)
+        width, height = page.get_size()
+        bitmap = page.render(scale=render_scale(width, height, PDF_OCR_SCALE, max_pixels, OCR_MAX_SIDE))
         try:
             return text, bitmap.to_pil().copy()  # a copy: the bitmap's memory is freed here, under the lock
         finally:

@@ -15,17 +15,19 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from ...errors import TecoragError
 from ...rag import StreamEvent
 from ...types import Answer
-from ..deps import Rag
-from ..errors import error_code_for, error_message, status_for
+from ..auth import Caller
+from ..deps import State
+from ..errors import INTERNAL_ERROR_MESSAGE, error_code_for, error_message, status_for
 from ..schemas import KnowledgeBaseChatRequest, history_messages, teco_doc_of_citation
-from ..streaming import SSE_HEADERS, SSE_MEDIA_TYPE, finished_answer, first_item, rest_in_thread, sse_data
+from ..streaming import (SSE_HEADERS, SSE_MEDIA_TYPE, Deadline, finished_answer, first_item, rest_in_thread,
+                         sse_data)
 from .knowledge_base import checked_name
 
 log = logging.getLogger("tecorag.server")
@@ -47,11 +49,12 @@ def final_payload(answer: Answer, return_docs: bool, kb_empty: bool = False) -> 
     return payload
 
 
-async def teco_events(events: Iterator[StreamEvent], return_docs: bool, kb_empty: bool) -> AsyncIterator[bytes]:
+async def teco_events(events: Iterator[StreamEvent], return_docs: bool, kb_empty: bool,
+                      deadline: Deadline) -> AsyncIterator[bytes]:
     text = ""
     yield sse_data({"result": text})
     try:
-        async for event in rest_in_thread(events):
+        async for event in rest_in_thread(events, deadline):
             if event.kind == "delta" and event.text:
                 text += event.text
                 yield sse_data({"result": text})
@@ -63,22 +66,24 @@ async def teco_events(events: Iterator[StreamEvent], return_docs: bool, kb_empty
                         "error_code": error_code_for(error)})
     except Exception as error:  # headers are gone: the client can only learn it from the stream
         log.exception("chat stream crashed")
-        yield sse_data({"result": text, "error": f"internal error: {type(error).__name__}: {error}", "code": 500,
-                        "error_code": "internal"})
+        yield sse_data({"result": text, "error": INTERNAL_ERROR_MESSAGE, "code": 500, "error_code": "internal"})
 
 
 @router.post("/chat/knowledge_base_chat", summary="与知识库对话（SSE）",
              responses={200: {"content": {"text/event-stream": {"example": 'data: {"result": "答案", "docs": []}'}}}})
-async def knowledge_base_chat(body: KnowledgeBaseChatRequest, rag: Rag) -> Response:
+async def knowledge_base_chat(body: KnowledgeBaseChatRequest, state: State, request: Request,
+                              caller: Caller) -> Response:
     name = checked_name(body.knowledge_base_name)
-    kb_empty = (await run_in_threadpool(rag.get_kb, name)).chunk_count == 0
+    caller.check_read(name)
+    kb_empty = (await run_in_threadpool(state.rag.get_kb, name)).chunk_count == 0
     history = history_messages(body.history)
-    events = rag.stream(name, body.query, history=history, top_k=body.resolved_top_k(),
-                        score_threshold=body.score_threshold)
-    await first_item(events)  # retrieval: an unknown KB is a 404 here, before any byte is sent
+    deadline = Deadline(state.settings.limits.request_timeout_s)
+    events = state.rag.stream(name, body.query, history=history, top_k=body.resolved_top_k(),
+                              score_threshold=body.score_threshold)
+    await first_item(events, deadline)  # retrieval: an unknown KB is a 404 here, before any byte is sent
     if not body.stream:
-        answer = await run_in_threadpool(finished_answer, events)
+        answer = await finished_answer(events, request, deadline)
         return Response(sse_data(final_payload(answer, body.return_docs, kb_empty)), media_type=SSE_MEDIA_TYPE,
                         headers=SSE_HEADERS)
-    return StreamingResponse(teco_events(events, body.return_docs, kb_empty), media_type=SSE_MEDIA_TYPE,
+    return StreamingResponse(teco_events(events, body.return_docs, kb_empty, deadline), media_type=SSE_MEDIA_TYPE,
                              headers=SSE_HEADERS)

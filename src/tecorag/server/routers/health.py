@@ -1,4 +1,5 @@
-"""Liveness and readiness. No API key needed: load balancers and orchestrators call these."""
+"""Liveness and readiness. No API key needed: load balancers and orchestrators call these. Without a key that
+may do everything they say only up/down and timings: no addresses, paths, counts or error texts."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -37,7 +38,7 @@ def timed_check(probe: Callable[[], Any]) -> Check:
     try:
         detail = probe()
     except Exception as error:  # a probe reports any failure; it never raises
-        return Check(ok=False, ms=_ms_since(started), detail=f"{type(error).__name__}: {error}")
+        return Check(ok=False, ms=_ms_since(started), detail=str(error))
     return Check(ok=True, ms=_ms_since(started), detail=str(detail or ""))
 
 
@@ -77,14 +78,18 @@ def readiness(state: ServerState) -> Readiness:
 
 
 @router.get("/health", response_model=Envelope[dict], summary="存活检查")
-def health(state: State) -> Envelope[dict]:
-    return Envelope(msg="ok", data={"status": "ok", "auth_required": state.auth_required})
+def health(request: Request) -> Envelope[dict]:
+    return Envelope(msg="ok", data={"status": "ok", "auth_required": request.app.state.api_key_guard.required(request)})
 
 
 @router.get("/ready", response_model=Envelope[Readiness], summary="就绪检查：Milvus、目录数据库、LLM",
             responses={503: {"model": Envelope[Readiness]}})
-async def ready(state: State) -> JSONResponse:
+async def ready(state: State, request: Request) -> JSONResponse:
     result = await run_in_threadpool(readiness, state)
+    access = await run_in_threadpool(request.app.state.api_key_guard.access, request)
+    if access is None or not access.is_full:
+        for check in result.checks.values():
+            check.detail = ""
     status = 200 if result.ready else 503
     body = Envelope(code=status, msg="ready" if result.ready else "not ready", data=result)
     return JSONResponse(body.model_dump(mode="json"), status_code=status)

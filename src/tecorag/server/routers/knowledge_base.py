@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ...errors import InputError, KnowledgeBaseNotFound
 from ...rag import validate_name
+from ..auth import Caller
 from ..deps import Rag, State
 from ..ingest_jobs import ingest_uploads, keep_originals
 from ..schemas import (CreateKnowledgeBaseRequest, Envelope, FileInfo, KnowledgeBaseDetails, KnowledgeBaseWithFiles,
@@ -44,6 +45,8 @@ async def name_from_body(request: Request) -> str:
         value = json.loads(raw) if raw else ""
     except ValueError:
         value = raw
+    except RecursionError:     # JSON nested thousands deep
+        raise InputError("the request body is nested too deeply to be a knowledge base name") from None
     if isinstance(value, dict):
         value = value.get("knowledge_base_name", "")
     if not isinstance(value, str):
@@ -59,43 +62,48 @@ def checked_name(name: str) -> str:
 
 
 @router.post("/create_knowledge_base", response_model=Envelope[None], summary="创建知识库")
-def create_knowledge_base(body: CreateKnowledgeBaseRequest, rag: Rag) -> Envelope[None]:
-    rag.create_kb(checked_name(body.knowledge_base_name), body.kb_info)
+def create_knowledge_base(body: CreateKnowledgeBaseRequest, rag: Rag, caller: Caller) -> Envelope[None]:
+    name = checked_name(body.knowledge_base_name)
+    caller.check_write(name)
+    rag.create_kb(name, body.kb_info)
     warning = rag.store.capabilities.warning    # e.g. Milvus < 2.5: dense-only retrieval
     return Envelope(msg=f"已新增知识库 {body.knowledge_base_name}" + (f"；warning: {warning}" if warning else ""))
 
 
 @router.post("/delete_knowledge_base", response_model=Envelope[None], summary="删除知识库", openapi_extra=NAME_BODY)
-async def delete_knowledge_base(request: Request, rag: Rag) -> Envelope[None]:
+async def delete_knowledge_base(request: Request, rag: Rag, caller: Caller) -> Envelope[None]:
     name = checked_name(await name_from_body(request))
+    caller.check_write(name)
     await run_in_threadpool(rag.delete_kb, name)
     return Envelope(msg="success")
 
 
 @router.post("/clear_knowledge_base", response_model=Envelope[None], summary="清空知识库（保留知识库，删除全部文件）",
              openapi_extra=NAME_BODY)
-async def clear_knowledge_base(request: Request, rag: Rag) -> Envelope[None]:
+async def clear_knowledge_base(request: Request, rag: Rag, caller: Caller) -> Envelope[None]:
     name = checked_name(await name_from_body(request))
+    caller.check_write(name)
     await run_in_threadpool(rag.clear_kb, name)
     return Envelope(msg="success")
 
 
 @router.post("/list_knowledge_bases", response_model=Envelope[list[str]], summary="获取知识库列表")
-def list_knowledge_bases(rag: Rag) -> Envelope[list[str]]:
-    return Envelope(data=[kb.name for kb in rag.list_kbs()])
+def list_knowledge_bases(rag: Rag, caller: Caller) -> Envelope[list[str]]:
+    return Envelope(data=[kb.name for kb in caller.visible(rag.list_kbs())])
 
 
 @router.post("/get_kb_details", response_model=Envelope[list[KnowledgeBaseWithFiles]],
              summary="获取知识库详情（不带名称：全部知识库；带名称：该知识库及其文件）", openapi_extra=NAME_BODY)
-async def get_kb_details(request: Request, state: State) -> Envelope[list[KnowledgeBaseWithFiles]]:
+async def get_kb_details(request: Request, state: State, caller: Caller) -> Envelope[list[KnowledgeBaseWithFiles]]:
     name = await name_from_body(request)
     embed_model = state.settings.embeddings.model_name_or_path
     rag = state.rag
     if not name.strip():
-        kbs = await run_in_threadpool(rag.list_kbs)
+        kbs = caller.visible(await run_in_threadpool(rag.list_kbs))
         return Envelope(data=[KnowledgeBaseWithFiles(**kb_details(number, kb, embed_model).model_dump())
                               for number, kb in enumerate(kbs, start=1)])
-    kb = await run_in_threadpool(rag.get_kb, checked_name(name))
+    caller.check_read(checked_name(name))
+    kb = await run_in_threadpool(rag.get_kb, name)
     files = await run_in_threadpool(rag.list_files, kb.name)
     details: KnowledgeBaseDetails = kb_details(1, kb, embed_model)
     return Envelope(data=[KnowledgeBaseWithFiles(**details.model_dump(), files=[FileInfo.of(f) for f in files])])
@@ -104,6 +112,7 @@ async def get_kb_details(request: Request, state: State) -> Envelope[list[Knowle
 @router.post("/upload_docs", response_model=Envelope[UploadResult], summary="上传文件到知识库并完成索引")
 async def upload_docs(
     state: State,
+    caller: Caller,
     files: Annotated[list[UploadFile], File(description="one or more files")],
     knowledge_base_name: Annotated[str, Form()],
     override: Annotated[bool, Form(description="replace files of the same name")] = True,
@@ -115,10 +124,13 @@ async def upload_docs(
     can ask about the files right after. For large uploads use `POST /knowledge_bases/{kb}/files` (a job)."""
     rag = state.rag
     name = checked_name(knowledge_base_name)
+    caller.check_write(name)
     await run_in_threadpool(rag.get_kb, name)
     splitter = splitter_overrides(state.settings.text_splitter, chunk_size, chunk_overlap, zh_title_enhance)
-    documents = await read_uploads(files, state.limits)
-    await run_in_threadpool(keep_originals, rag, name, documents, override=override)
-    result = await run_in_threadpool(ingest_uploads, rag, name, documents, override=override, splitter=splitter)
+    uploads = await read_uploads(files, state.limits)
+    await run_in_threadpool(keep_originals, rag, name, uploads.documents, override=override)
+    result = await run_in_threadpool(ingest_uploads, rag, name, uploads.documents, override=override,
+                                     splitter=splitter)
+    result.failed_files.update(uploads.rejected)
     msg = "success" if not result.failed_files else f"{len(result.failed_files)} 个文件处理失败"
     return Envelope(msg=msg, data=result)

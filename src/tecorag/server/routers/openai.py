@@ -13,17 +13,18 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from ...errors import InputError, TecoragError
 from ...rag import StreamEvent
 from ...types import Citation, Message
-from ..deps import Rag
-from ..errors import OPENAI_ERROR_TYPES, error_message, status_for
+from ..auth import Caller
+from ..deps import Rag, State
+from ..errors import INTERNAL_ERROR_MESSAGE, OPENAI_ERROR_TYPES, error_message, status_for
 from ..schemas import ChatCompletionRequest, ChatMessage, ModelCard, ModelList, sources_of
-from ..streaming import SSE_HEADERS, SSE_MEDIA_TYPE, finished_answer, first_item, rest_in_thread, sse_data
+from ..streaming import (SSE_HEADERS, SSE_MEDIA_TYPE, Deadline, finished_answer, first_item, rest_in_thread,
+                         sse_data)
 
 log = logging.getLogger("tecorag.server")
 
@@ -57,8 +58,9 @@ def question_and_history(messages: list[ChatMessage]) -> tuple[str, list[Message
 
 
 @router.get("/models", response_model=ModelList, summary="知识库列表（每个知识库是一个模型）")
-def list_models(rag: Rag) -> ModelList:
-    return ModelList(data=[ModelCard(id=kb.name, created=int(kb.created_at.timestamp())) for kb in rag.list_kbs()])
+def list_models(rag: Rag, caller: Caller) -> ModelList:
+    return ModelList(data=[ModelCard(id=kb.name, created=int(kb.created_at.timestamp()))
+                           for kb in caller.visible(rag.list_kbs())])
 
 
 def completion_id() -> str:
@@ -71,11 +73,11 @@ def chunk(chunk_id: str, created: int, model: str, delta: dict[str, Any], finish
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}], **extra}
 
 
-async def openai_chunks(events: Iterator[StreamEvent], model: str) -> AsyncIterator[bytes]:
+async def openai_chunks(events: Iterator[StreamEvent], model: str, deadline: Deadline) -> AsyncIterator[bytes]:
     chunk_id, created = completion_id(), int(time.time())
     yield sse_data(chunk(chunk_id, created, model, {"role": "assistant", "content": ""}))
     try:
-        async for event in rest_in_thread(events):
+        async for event in rest_in_thread(events, deadline):
             if event.kind == "delta" and event.text:
                 yield sse_data(chunk(chunk_id, created, model, {"content": event.text}))
             elif event.kind == "done" and event.answer is not None:
@@ -87,19 +89,24 @@ async def openai_chunks(events: Iterator[StreamEvent], model: str) -> AsyncItera
     except Exception as error:  # headers are sent; OpenAI streams report errors as an `error` event
         log.warning("chat completion stream failed: %s", error, exc_info=not isinstance(error, TecoragError))
         status = status_for(error) if isinstance(error, TecoragError) else 500
-        yield sse_data({"error": {"message": error_message(error),
+        message = error_message(error) if isinstance(error, TecoragError) else INTERNAL_ERROR_MESSAGE
+        yield sse_data({"error": {"message": message,
                                   "type": OPENAI_ERROR_TYPES.get(status, "server_error"), "code": status}})
     yield sse_data("[DONE]")
 
 
 @router.post("/chat/completions", summary="OpenAI 兼容的对话（model = 知识库名称）")
-async def chat_completions(body: ChatCompletionRequest, rag: Rag) -> Any:
+async def chat_completions(body: ChatCompletionRequest, state: State, request: Request, caller: Caller) -> Any:
+    caller.check_read(body.model)
     question, history = question_and_history(body.messages)
-    events = rag.stream(body.model, question, history=history, top_k=body.top_k, score_threshold=body.score_threshold)
-    await first_item(events)  # an unknown model (KB) is a 404 here, before the stream starts
+    deadline = Deadline(state.settings.limits.request_timeout_s)
+    events = state.rag.stream(body.model, question, history=history, top_k=body.top_k,
+                              score_threshold=body.score_threshold)
+    await first_item(events, deadline)  # an unknown model (KB) is a 404 here, before the stream starts
     if body.stream:
-        return StreamingResponse(openai_chunks(events, body.model), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
-    answer = await run_in_threadpool(finished_answer, events)
+        return StreamingResponse(openai_chunks(events, body.model, deadline), media_type=SSE_MEDIA_TYPE,
+                                 headers=SSE_HEADERS)
+    answer = await finished_answer(events, request, deadline)
     return {
         "id": completion_id(),
         "object": "chat.completion",
