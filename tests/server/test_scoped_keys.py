@@ -86,6 +86,13 @@ def probes_of_the_other_kb(key_client: httpx.Client, job_id: str) -> list[tuple[
                                          files=[("files", ("evil.md", b"x", "text/plain"))])),
         ("delete kb as text", key_client.post("/knowledge_base/delete_knowledge_base", content="salary",
                                               headers={"Content-Type": "text/plain"})),
+        ("chunks", key_client.get("/knowledge_bases/salary/files/salary.md/chunks")),
+        ("retry", key_client.post("/knowledge_bases/salary/files/salary.md/retry")),
+        ("pdf page", key_client.get("/knowledge_bases/salary/files/salary.md/pages/1")),
+        ("feedback", key_client.get("/knowledge_bases/salary/feedback")),
+        ("feedback export", key_client.get("/knowledge_bases/salary/feedback/qa")),
+        ("add feedback", key_client.post("/knowledge_bases/salary/feedback",
+                                         json={"question": "工资", "answer": "十日", "rating": 1})),
     ]
     return probes
 
@@ -170,7 +177,7 @@ def test_health_and_ready_reveal_nothing_without_a_key(keyed):
         assert all(check["detail"] == "" for check in scoped.get("/ready").json()["data"]["checks"].values())
     with keyed.client(GLOBAL_KEY) as admin:
         detailed = admin.get("/ready").json()["data"]["checks"]
-    assert detailed["milvus"]["detail"] == "Milvus Lite (embedded)" and "milvus.db" not in str(detailed)
+    assert detailed["milvus"]["detail"] and "milvus.db" not in str(detailed) and str(keyed.home) not in str(detailed)
 
 
 def test_keys_cli_creates_lists_and_revokes(tmp_path):

@@ -274,7 +274,7 @@ class ChunkInfo(BaseModel):
                    text=chunk.text)
 
 
-class FeedbackRequest(BaseModel):
+class FeedbackRequest(_Lenient):
     question: str = Field(min_length=1)
     answer: str
     rating: Literal[1, -1] = Field(description="1: helpful, -1: not helpful")
