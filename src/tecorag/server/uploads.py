@@ -17,6 +17,7 @@ from .errors import error_response
 MIB = 1024 * 1024
 MULTIPART_SLACK = MIB        # form fields and part headers around the files themselves
 READ_BLOCK = MIB
+DRAIN_LIMIT = 16 * MIB       # how much of an over-limit body is read and dropped so its client sees the 413
 
 
 @dataclass(frozen=True)
@@ -101,27 +102,40 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            response = error_response(scope["path"], 413, f"request body larger than "
-                                      f"{self.max_body_bytes // MIB} MiB (server.max_upload_mb)",
-                                      headers={"Connection": "close"})
-            await response(scope, receive, send)
-            return
+        message_413 = f"request body larger than {self.max_body_bytes // MIB} MiB (server.max_upload_mb)"
         received = 0
         over_limit = False
-        message_413 = f"request body larger than {self.max_body_bytes // MIB} MiB (server.max_upload_mb)"
+        body_finished = False
 
         async def counting_receive() -> Message:
-            nonlocal received, over_limit
+            nonlocal received, over_limit, body_finished
             message = await receive()
             if message["type"] == "http.request":
+                body_finished = not message.get("more_body", False)
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
                     over_limit = True
                     raise TooLarge(message_413)
             return message
 
+        async def refuse() -> None:
+            """Read (and drop) a bounded part of the rest of the body before the 413: a client still sending when
+            the server closes gets a connection reset instead of the answer. Past DRAIN_LIMIT that is its problem."""
+            nonlocal body_finished
+            drained = 0
+            while not body_finished and drained < DRAIN_LIMIT:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                drained += len(message.get("body", b""))
+                body_finished = not message.get("more_body", False)
+            response = error_response(scope["path"], 413, message_413, headers={"Connection": "close"})
+            await response(scope, receive, send)
+
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await refuse()
+            return
         replaced = False
 
         async def reply_413_when_over(message: Message) -> None:
@@ -130,8 +144,7 @@ class BodySizeLimit:
             nonlocal replaced
             if message["type"] == "http.response.start" and over_limit:
                 replaced = True
-                response = error_response(scope["path"], 413, message_413, headers={"Connection": "close"})
-                await response(scope, receive, send)
+                await refuse()
                 return
             if not replaced:
                 await send(message)
