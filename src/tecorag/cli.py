@@ -189,6 +189,26 @@ def bench_cmrc(ctx: typer.Context, path: Path = typer.Argument(..., exists=True,
     print(json.dumps(result, ensure_ascii=False))
 
 
+@bench_app.command("qa")
+def bench_qa(ctx: typer.Context, path: Path = typer.Argument(..., help="QA file: [{id, question, answers, kind?, "
+                                                                     "file?, split?}]"),
+             kb: str = typer.Option(..., "--kb", help="Knowledge base holding the documents"),
+             split: Optional[str] = typer.Option(None, "--split", help="Only the questions of this split "
+                                                                      "(e.g. report)"),
+             with_answers: bool = typer.Option(False, "--answers", help="Include every answer in the JSON"),
+             as_json: bool = typer.Option(False, "--json", help="Only the JSON line on stdout")):
+    """A QA file against a knowledge base: containment, refusals, false refusals, source hit@k, length, p95 ms."""
+    from .evaluate.qa_bench import read_qa_file, run_qa_benchmark
+
+    questions = read_qa_file(path, split)
+    with open_rag(ctx) as rag:
+        rag.get_kb(kb)  # a missing knowledge base is an error before any question is asked
+        result = run_qa_benchmark(rag, kb, questions, with_answers=with_answers)
+    if not as_json:
+        console.print_json(json.dumps(result, ensure_ascii=False))
+    print(json.dumps(result, ensure_ascii=False))
+
+
 @app.command("warmup")
 def warmup_command(ctx: typer.Context, concurrency: int = typer.Option(1, "--concurrency", "-n", min=1,
                                                                help="Concurrent requests (>= FT_CB_BATCH_SIZE)"),

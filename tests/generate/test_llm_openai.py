@@ -295,3 +295,28 @@ def test_warmup_of_an_unreachable_server_fails_clearly():
     url = f"http://127.0.0.1:{closed_port()}/v1"
     with pytest.raises(LLMError, match=rf"'nvidia' at {url}: unreachable"):
         warmup(OpenAICompatClient("nvidia", url, MODEL, retries=0), concurrency=2)
+
+
+# -- the structure reaches the LLM -----------------------------------------------------------------------------
+
+def test_numbered_passages_keep_the_heading_path_table_header_and_code_fences():
+    from tecorag.config import TextSplitterSettings
+    from tecorag.ingest.loaders.text import load_markdown
+    from tecorag.ingest.splitter import ChineseTextSplitter
+
+    manual = ("# 参数说明\n\n## 8 server\n\n启动服务的相关参数如下：\n\n"
+              "| 参数名称 | 类型 | 默认值 |\n| :--- | :--- | :--- |\n"
+              "| api_server_port | str | 7861 |\n| web_server_port | str | 9003 |\n\n"
+              "## 9 启动\n\n执行以下命令：\n\n```bash\npython start.py\n```\n")
+    for smaller_chunk_size in (0, 40):   # small-to-big reads the parent: the table's header comes with it
+        chunks = ChineseTextSplitter(TextSplitterSettings(smaller_chunk_size=smaller_chunk_size)).split(
+            load_markdown("configuration.md", manual.encode()))
+        table = next(chunk for chunk in chunks if "9003" in chunk.text)
+        code = next(chunk for chunk in chunks if "start.py" in chunk.text)
+        with OpenAIStandin() as server:
+            list(generator_for(client_for(server)).stream("WebUI 的端口是多少？", [Hit(table, 1.0), Hit(code, 0.5)]))
+            prompt = server.requests[0]["messages"][-1]["content"]
+        assert ("[1] configuration.md > 参数说明 > 8 server\n参数名称 | 类型 | 默认值\n"
+                "参数名称: api_server_port；类型: str；默认值: 7861\n"
+                "参数名称: web_server_port；类型: str；默认值: 9003") in prompt
+        assert "[2] configuration.md > 参数说明 > 9 启动\n执行以下命令：\n\n```bash\npython start.py\n```" in prompt

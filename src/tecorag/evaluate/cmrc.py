@@ -119,12 +119,17 @@ def run_cmrc_benchmark(settings: Settings, path: Path, paragraphs: int | None = 
                 lengths.append(len(answer.text))
                 progress.advance(task)
     chunks = len(index_texts)
+    half = len(contained) // 2
     return {
         "paragraphs": len(documents),
         "questions": len(questions),
         "retrieval": {route: _rank_scores(ranks) for route, ranks in routes.items()},
         "answer": {
             "containment": round(sum(contained) / max(1, len(contained)), 4),
+            # The answerer's weights were fitted on the first half of the questions: the second is held out.
+            "containment_first_half": round(sum(contained[:half]) / max(1, half), 4),
+            "containment_second_half": round(sum(contained[half:]) / max(1, len(contained) - half), 4),
+            "median_len_second_half": statistics.median(lengths[half:]) if lengths[half:] else 0,
             "median_len": statistics.median(lengths) if lengths else 0,
             "mean_len": round(statistics.fmean(lengths), 1) if lengths else 0,
         },

@@ -12,6 +12,15 @@ second half (benchmarks/extractive_dev.py, which prints the figures).
 
 Sentence vectors are cheap when they are already in a CachedEmbedder (ingestion can index sentence-level
 pieces as "title\nsentence"); otherwise each shortlisted sentence costs one embedding at question time.
+
+Technical documents add structure on top (generate/passage.py): the candidates are the passage's units
+(sentences, list items, code lines, table rows), a unit that introduces a list, code block or table carries
+it into the answer, a table row is answered with its column names, and a few hand-set bonuses (tuned on the
+"tune" half of benchmarks/teco_qa.json) prefer what the question asks for: code for a command, an
+introduced list for "哪些", a definition for "什么是". A question that asks for a kind of thing (a number,
+port, version, date, path, command, person, place) is answered only from a passage that covers the
+question's subject and holds something of that kind; otherwise the answer is NO_ANSWER.
+All text is matched in its normalised form (normalize.normalize_text) and answered as plain text.
 """
 
 from __future__ import annotations
@@ -27,10 +36,11 @@ import numpy as np
 from .. import quiet
 from ..config import ExtractiveSettings
 from ..embed.base import Embedder
+from ..normalize import normalize_text
 from ..types import NO_ANSWER, Chunk, Hit, Message
 from .base import GenerationStream
+from .passage import FORWARD, answer_sentences, passage_units, render_markdown, row_cells
 
-SENTENCE = re.compile(r"[^。！？!?；;\n]*(?:[。！？!?；;\n]+[”’」』）)\"']*|$)")
 CLAUSE_END = re.compile(r"[，,、：:。！？!?；;]")
 NOT_CONTENT = re.compile(r"[\s\W_]", re.UNICODE)
 TITLE_SUFFIX = re.compile(r"(-\d+)?\.[A-Za-z0-9]+$")
@@ -53,6 +63,43 @@ TIME_CUE = re.compile(r"\d{1,4}\s*年|\d{1,2}\s*月|\d{1,2}\s*日|[〇零一二�
 NUMBER_CUE = re.compile(r"\d|[一二三四五六七八九十百千万亿两][一二三四五六七八九十百千万亿两]*[个位名种次人只座条项部家所米倍岁年]")
 PLACE_CUE = re.compile(r"[省市县区州国镇村岛山河湖江海湾港城]|位于|地区")
 
+# What a question asks for, for the answer-type check; tried in this order ("端口是多少" asks for a port).
+ASKED_TYPES = (
+    ("port", re.compile(r"端口|\bport\b", re.IGNORECASE)),
+    ("version", re.compile(r"版本号|(?:哪个|哪一|什么|最低|最新|最高|当前)版本|版本(?:是|为|要求)")),
+    ("date", re.compile(r"哪一?年|何年|哪一天|何时|什么时候|几月|几号|日期|年份|哪[一个]?(?:时期|时代|朝代|年代)")),
+    ("path", re.compile(r"路径|目录|网址|链接|\burl\b|(?:访问|ip|服务|请求|接口)地址", re.IGNORECASE)),
+    ("command", re.compile(r"命令|指令")),
+    ("person", re.compile(r"谁|哪位|何人")),
+    ("place", re.compile(r"哪里|哪儿|何处|何地|哪个(?:国家|城市|省|地区)|哪国|哪座|位于|在哪")),
+    ("number", re.compile(r"多少|几[个位次种条项名年天岁倍]|多大|多长|多高|多远|多重|多久|上限|下限|最大值|最小值|数量|比例")),
+)
+# What a candidate of each kind holds; a command is checked on the unit itself (see has_asked_type).
+TYPE_CUES = {
+    "port": re.compile(r"(?<![\d.])\d{2,5}(?![\d.])"),
+    "version": re.compile(r"\d+\.\d+|\b[vV]\d"),
+    "date": TIME_CUE,
+    "path": re.compile(r"[/\\][\w<>.${}-]+|https?://|\w\.[A-Za-z]{1,5}\b|\d+\.\d+\.\d+\.\d+"),
+    "place": PLACE_CUE,
+    "number": NUMBER_CUE,
+}
+# Types whose cue is reliable enough to choose by: only units holding one may answer. For the others (a place,
+# a person, a number written "八成") the cue only decides whether to answer at all.
+MASKED_TYPES = frozenset({"port", "version", "path", "command"})
+WEAK_TYPE_COVERAGE_SLACK = 0.1
+SCRIPT_RUN = re.compile(r"[a-z0-9]+|[^\sa-z0-9]+")
+ASCII_TOKEN = re.compile(r"[a-z0-9]+")
+DEFINITION_VERB = re.compile(r"(?:则|就|即|也|乃)?(?:是|指|即|为)")
+COMMAND_START = re.compile(r"(?:^|\s)(?:\$\s*)?(?:python3?|pip3?|bash|sh|cd|export|git|conda|docker|make|cmake|source"
+                           r"|sudo|apt(?:-get)?|yum|curl|wget|\./[\w.-]+)\s")
+# Words that name the asked type rather than the question's subject: they are not required in the passage.
+TYPE_WORDS = frozenset({"端口", "端口号", "版本", "版本号", "命令", "指令", "路径", "目录", "地址", "网址", "链接",
+                        "多少", "数量", "日期", "时间", "年份", "哪一年", "哪年", "几个", "多大", "多长", "多久"})
+WANTS_LIST = re.compile(r"哪些|哪几|有什么|包括什么|包含什么|步骤|列举|几种|几类|流程")
+WANTS_HOWTO = re.compile(r"如何|怎么|怎样|命令|指令|用什么|执行|运行|启动|安装|编译|构建|导入")
+DEFINITION = re.compile(r"^(?:什么是|何为|何谓)\s*(?P<a>.+?)\s*[？?]?$"
+                        r"|^(?P<b>.+?)\s*(?:是什么|是指什么|指什么|是干什么的|是做什么的|是什么意思)")
+
 
 @dataclass(frozen=True)
 class ExtractedAnswer:
@@ -63,17 +110,19 @@ class ExtractedAnswer:
 
 @dataclass(frozen=True)
 class SentenceCandidate:
-    """One sentence of one hit's passage."""
+    """One answer unit of one hit's passage (generate/passage.py): a sentence, list item, code line or table row."""
 
     hit_index: int
     sentence_index: int
     text: str
     title: str                 # of the hit: its heading path or file name
-
-
-def answer_sentences(text: str) -> list[str]:
-    """Sentences ending at 。！？；, newline (with closing quotes kept); empty pieces dropped."""
-    return [match.group(0) for match in SENTENCE.finditer(text) if match.group(0).strip()]
+    kind: str = "sentence"     # "sentence" | "item" | "code" | "row"
+    block: int = 0             # which block of the passage it is in
+    carries: tuple[str, ...] = ()   # what it introduces (items, code lines, rows), shown after it
+    carries_code: bool = False
+    comment: bool = False      # a code comment line
+    header: tuple[str, ...] = ()    # a table row: the column names
+    dangling: bool = False     # introduces something ("如下：") that this passage does not hold
 
 
 def content_chars(text: str) -> str:
@@ -94,10 +143,24 @@ def embedding_text(title: str, sentence: str) -> str:
 
 
 def sentence_texts(chunk: Chunk) -> list[str]:
-    """The embedding_text of every sentence of a chunk: ingestion can embed these through the same
-    CachedEmbedder, so that at question time every sentence vector is already in the cache."""
-    title = chunk_title(chunk)
-    return [embedding_text(title, sentence) for sentence in answer_sentences(chunk.text)]
+    """The embedding_text of every answer unit of a chunk: ingestion can embed these through the same
+    CachedEmbedder, so that at question time every unit vector is already in the cache."""
+    return [embedding_text(candidate.title, candidate.text) for candidate in chunk_candidates(0, chunk)]
+
+
+def chunk_candidates(hit_index: int, chunk: Chunk) -> list[SentenceCandidate]:
+    """The answer units of a chunk, normalised and rendered as plain text."""
+    title = normalize_text(chunk_title(chunk))
+    candidates = []
+    units = [unit for unit in passage_units(normalize_text(chunk.text)) if content_chars(unit.text)]
+    for position, unit in enumerate(units):
+        text = unit.text.rstrip()
+        dangling = not unit.carries and unit.kind != "code" and (
+            text.endswith((":", "：")) or (position == len(units) - 1 and FORWARD.search(text) is not None))
+        candidates.append(SentenceCandidate(hit_index, len(candidates), unit.text, title, unit.kind, unit.block,
+                                            unit.carries, unit.carries_kind == "code", unit.comment, unit.header,
+                                            dangling))
+    return candidates
 
 
 @dataclass(frozen=True)
@@ -170,6 +233,73 @@ class QuestionProfile:
         before = self.content[:span[0]].rstrip("".join(FUNCTION_CHARS))[-2:]
         after = self.content[span[1]:].lstrip("".join(FUNCTION_CHARS))[:2]
         return tuple(piece for piece in (before, after) if len(piece) == 2)
+
+    @cached_property
+    def asked_type(self) -> str | None:
+        """The kind of thing the question asks for, for the answer-type check; None for anything else."""
+        for name, pattern in ASKED_TYPES:
+            if pattern.search(self.text):
+                return name
+        return None
+
+    @cached_property
+    def subject_words(self) -> tuple[tuple[str, float], ...]:
+        """The question's words that a passage answering it must mention: its words without the asked type."""
+        return tuple((word, weight) for word, weight in self.words if word not in TYPE_WORDS)
+
+    @cached_property
+    def subject_pieces(self) -> tuple[tuple[str, float], ...]:
+        """The question's key characters without the asked type as weighted pieces: each Latin or digit
+        token whole (weight 2: names like "langfuse", "gcc" say most about what is asked), Chinese as
+        character bigrams (weight 1). Robust where jieba cuts a question wrongly."""
+        text = self.key_chars
+        for word in TYPE_WORDS:
+            text = text.replace(word, " ")
+        pieces: dict[str, float] = {}
+        for run in SCRIPT_RUN.findall(text):
+            if run.isascii():
+                if len(run) >= 2:
+                    pieces[run] = 2.0
+            else:
+                pieces.update((run[i:i + 2], 1.0) for i in range(len(run) - 1))
+        return tuple(pieces.items())
+
+    @cached_property
+    def slot_pieces(self) -> tuple[str, ...]:
+        """The two meaningful characters right before and right after the question word, type words left
+        out ("Langfuse 默认监听哪个端口" -> "监听"): an answer sits next to them, so a unit answering a typed
+        question mentions one of them."""
+        span = self.question_word_span
+        if span is None:
+            return ()
+        function = "".join(FUNCTION_CHARS)
+        before, after = self.content[:span[0]], self.content[span[1]:]
+        for word in TYPE_WORDS:
+            before, after = before.replace(word, " "), after.replace(word, " ")
+        before = before.rstrip(function + " ").split(" ")[-1][-2:]
+        after = after.lstrip(function + " ").split(" ")[0][:2]
+        return tuple(piece for piece in (before, after) if len(piece) == 2 and not piece.isascii())
+
+    @cached_property
+    def tokens(self) -> tuple[str, ...]:
+        """Latin and digit tokens of the question ("topk", "404", "model_engine" as "modelengine")."""
+        return tuple(dict.fromkeys(token for token in ASCII_TOKEN.findall(self.content) if len(token) >= 2))
+
+    @cached_property
+    def wants_list(self) -> bool:
+        return WANTS_LIST.search(self.text) is not None
+
+    @cached_property
+    def wants_code(self) -> bool:
+        return self.asked_type == "command" or WANTS_HOWTO.search(self.text) is not None
+
+    @cached_property
+    def defined_term(self) -> str:
+        """X of "什么是X" / "X是什么", as content characters; "" when the question is not one."""
+        match = DEFINITION.search(self.text.strip())
+        if not match:
+            return ""
+        return content_chars(match.group("a") or match.group("b"))
 
     @cached_property
     def kind(self) -> str:
@@ -331,61 +461,220 @@ def passage_relevance(profile: QuestionProfile, passage: str) -> float:
     return sum(piece in text for piece in pieces) / len(pieces)
 
 
+def subject_coverage(profile: QuestionProfile, context: str) -> float:
+    """How much of the question's subject `context` (content characters) mentions: a passage that answers
+    "Langfuse 默认监听哪个端口" must at least mention Langfuse. The better of the IDF-weighted share of its
+    jieba words and the share of its character bigrams (jieba sometimes cuts a question wrongly)."""
+    words, pieces = profile.subject_words, profile.subject_pieces
+    if not words and not pieces:
+        return 1.0
+
+    def share(weighted: Sequence[tuple[str, float]]) -> float:
+        total = sum(weight for _, weight in weighted)
+        return sum(weight for piece, weight in weighted if piece in context) / total if total else 0.0
+
+    return max(share(words), share(pieces))
+
+
+def has_asked_type(asked_type: str, candidate: SentenceCandidate) -> bool:
+    """Whether the unit (with what it carries) holds the kind of thing the question asks for."""
+    if asked_type in ("person", "place", "date"):
+        return True          # no reliable surface cue (names, "北美洲至非洲", "始新世晚期"): the subject check decides
+    if asked_type == "command":
+        return (candidate.kind == "code" and not candidate.comment) or candidate.carries_code \
+            or "`" in candidate.text or COMMAND_START.search(f" {candidate.text}") is not None
+    text = " ".join((candidate.text, *candidate.carries))
+    return TYPE_CUES[asked_type].search(text) is not None
+
+
+def unknown_names(profile: QuestionProfile, contexts: Sequence[str]) -> list[str]:
+    """The question's names (Latin tokens of 3+ letters: "windows", "gcc", "kafka") that no passage read
+    mentions: the documents retrieved are about something else, whatever else they share with the question."""
+    return [token for token in profile.tokens
+            if len(token) >= 3 and not token.isdigit() and not any(token in context for context in contexts)]
+
+
+def about_the_subject(profile: QuestionProfile, candidate: SentenceCandidate) -> bool:
+    """Whether a structured unit (table row, list item, code line) itself, not just its passage, is about what
+    the question asks: it mentions a word next to the question word or one of the question's identifiers
+    ("topk": "默认值" may be written "default" there). Passages of parameters hold many numbers, and only the
+    row about the thing asked answers. Sentences are not checked: prose paraphrases the words around the
+    question word too freely (checking them refused 1% more of CMRC's answerable questions for nothing)."""
+    if candidate.kind == "sentence" or not profile.slot_pieces:
+        return True
+    text = content_chars(" ".join((candidate.title, candidate.text, *candidate.carries)))
+    return any(piece in text for piece in profile.slot_pieces) \
+        or any(token in text for token in profile.tokens if len(token) >= 3 and not token.isdigit())
+
+
+def structure_bonus(profile: QuestionProfile, candidate: SentenceCandidate) -> float:
+    """Hand-set preferences for what the question asks for, on top of the fitted lexical score."""
+    bonus = 0.0
+    if profile.wants_list and candidate.carries and not candidate.carries_code:
+        bonus += STRUCTURE_WEIGHTS["list"]
+    if profile.wants_code and (candidate.carries_code or (candidate.kind == "code" and not candidate.comment)):
+        bonus += STRUCTURE_WEIGHTS["code"]
+    term = profile.defined_term
+    if term and candidate.kind in ("sentence", "item"):
+        text = content_chars(candidate.text)
+        position = text.find(term)
+        if position >= 0 and DEFINITION_VERB.match(text[position + len(term):]):
+            bonus += STRUCTURE_WEIGHTS["definition"]
+    if candidate.kind == "code" and not profile.wants_code:
+        bonus -= STRUCTURE_WEIGHTS["code"]
+    # Identifiers and numbers of the question ("topk", "404") found verbatim in a row, item or code line (in
+    # prose, the name of the subject and a year of the question are in many sentences, answering or not).
+    identifiers = profile.tokens if candidate.kind != "sentence" else ()
+    if identifiers:
+        text = content_chars(candidate.text)
+        bonus += STRUCTURE_WEIGHTS["token"] * sum(token in text for token in identifiers) / len(identifiers)
+    if candidate.dangling:
+        bonus -= STRUCTURE_WEIGHTS["dangling"]   # introduces what this passage does not hold
+    if candidate.kind == "row" and any(named_in(profile, name) for name in candidate.header[1:]):
+        bonus += STRUCTURE_WEIGHTS["row"]        # the question names one of the table's columns ("默认值")
+    return bonus
+
+
+def named_in(profile: QuestionProfile, name: str) -> bool:
+    """Whether the question mentions a (Chinese) bigram of `name`, e.g. "默认" of the column "默认值"."""
+    name = content_chars(name)
+    return any(not name[i:i + 2].isascii() and name[i:i + 2] in profile.content for i in range(len(name) - 1))
+
+
+def carried_text(intro: str, lines: Sequence[str], max_chars: int) -> str:
+    """The introducing unit followed by what it introduces, one per line, whole lines while they fit in
+    `max_chars`; "…" says that something was left out."""
+    text = intro.strip()
+    shown = 0
+    for line in lines:
+        line = line.strip()
+        if not line:
+            continue
+        if len(text) + 1 + len(line) > max_chars:
+            room = max_chars - len(text) - 2
+            if shown == 0 and room > 10:
+                text += "\n" + line[:room]
+            return text + "…"
+        text += "\n" + line
+        shown += 1
+    return text
+
+
+def row_text(profile: QuestionProfile, candidate: SentenceCandidate, max_chars: int) -> str:
+    """A table row with its column names ("参数名称：port；默认值：7861"). A row longer than `max_chars` keeps its
+    first cell (what the row is about) and the cells that share most with the question, in table order."""
+    cells = [(name, value.strip()) for name, value in row_cells(candidate.text, candidate.header)]
+    cells = [(name, value) for name, value in cells if value and value not in ("-", "—")]
+    rendered = [f"{name}：{value}" if name else value for name, value in cells]
+    if len("；".join(rendered)) <= max_chars or len(cells) < 2:
+        return "；".join(rendered)[:max_chars]
+    asked = TYPE_CUES.get(profile.asked_type or "")
+
+    def score(index: int) -> float:
+        """A cell is kept for its column name being asked about ("默认值"), for holding the asked kind of
+        thing, or for holding the question's identifiers or Chinese bigrams."""
+        value = content_chars(cells[index][1])
+        named = named_in(profile, cells[index][0])
+        return (3.0 * named + 2.0 * (asked is not None and asked.search(cells[index][1]) is not None)
+                + sum(token in value for token in profile.tokens)
+                + 0.5 * sum(pair in value for pair in profile.bigrams if not pair.isascii()))
+
+    keep = {0}
+    length = len(rendered[0])
+    for index in sorted(range(1, len(cells)), key=lambda index: -score(index)):
+        if score(index) <= 0:
+            break
+        if length + 1 + len(rendered[index]) <= max_chars:
+            keep.add(index)
+            length += 1 + len(rendered[index])
+    text = "；".join(rendered[index] for index in sorted(keep))
+    return text[:max_chars] + ("…" if len(keep) < len(cells) else "")
+
+
 # Tuned on the first half of CMRC 2018 dev by `benchmarks/extractive_dev.py --tune`; the order is FEATURE_NAMES.
 # The lexical weights choose without an embedder and pick the shortlist that the dense weights rescore.
 LEXICAL_WEIGHTS = (5.65, -0.95, 1.02, 2.02, 0.98, 1.88, 1.3, -0.64, 0.28, 2.12, 5.43, 1.89, -0.13, -1.29, 0.78, 0.0)
 DENSE_WEIGHTS = (4.03, -0.56, 0.42, 0.67, 0.43, 1.78, 1.17, -0.74, 1.07, 1.59, 2.65, 1.61, 0.2, 1.01, 0.81, 109.83)
+# Set by hand on the "tune" half of benchmarks/teco_qa.json (CMRC has no lists, code or tables).
+STRUCTURE_WEIGHTS = {"list": 6.0, "code": 6.0, "definition": 3.0, "token": 2.0, "dangling": 4.0, "row": 2.0}
 
 
 _DEFAULTS = ExtractiveSettings()   # defaults live in the settings, once
 
 
 class ExtractiveAnswerer:
-    """Answers with the best sentence of the top `max_hits` hits.
+    """Answers with the best unit (sentence, list item, code line, table row) of the top `max_hits` hits.
 
-    With an `embedder`, the `dense_candidates` best sentences by lexical score are rescored with the dense
+    With an `embedder`, the `dense_candidates` best units by lexical score are rescored with the dense
     similarity: one query embedding (none when the caller passes the vector it retrieved with) plus one
-    passage embedding per shortlisted sentence that is not already cached (~30-60 ms each on 2 cores).
+    passage embedding per shortlisted unit that is not already cached (~30-60 ms each on 2 cores).
     When ingestion has embedded `sentence_texts(chunk)` for every chunk, a large `dense_candidates` costs
     nothing and chooses best. Without an embedder the choice is lexical.
     Only hits holding at least `min_relevance` of the question's key bigrams are read; with none, the
-    answer is NO_ANSWER. A chosen sentence shorter than `join_below` characters is joined with its
-    better-scoring neighbour when both fit in `max_chars`; one longer than `max_chars` is cut to its best
-    run of clauses.
+    answer is NO_ANSWER. A question that asks for a kind of thing is answered only by a unit holding that
+    kind from a hit covering at least `min_subject_coverage` of the question's subject words; any question
+    needs one hit covering `min_any_coverage`. A chosen sentence shorter than `join_below` characters is joined
+    with its better-scoring neighbour when both fit in `max_chars`; one longer than `max_chars` is cut to its
+    best run of clauses. A unit that introduces a list, code or table rows carries them, up to `max_block_chars`.
     """
 
     engine = "extractive"
 
     def __init__(self, embedder: Embedder | None = None, max_chars: int = _DEFAULTS.max_chars,
                  min_relevance: float = _DEFAULTS.min_relevance, max_hits: int = 3,
-                 dense_candidates: int = _DEFAULTS.dense_candidates, join_below: int = 40):
+                 dense_candidates: int = _DEFAULTS.dense_candidates, join_below: int = 40,
+                 max_block_chars: int = _DEFAULTS.max_block_chars,
+                 min_subject_coverage: float = _DEFAULTS.min_subject_coverage, min_any_coverage: float = 0.0):
         self.embedder = embedder
         self.max_chars = max_chars
         self.min_relevance = min_relevance
         self.max_hits = max_hits
         self.dense_candidates = dense_candidates
         self.join_below = join_below
+        self.max_block_chars = max_block_chars
+        self.min_subject_coverage = min_subject_coverage
+        self.min_any_coverage = min_any_coverage
 
     def answer(self, question: str, hits: Sequence[Hit], query_vector: np.ndarray | None = None) -> ExtractedAnswer:
         """`query_vector` is the question's embedding when the caller already has it from retrieval."""
+        question = normalize_text(question)
         profile = QuestionProfile(question)
+        contexts = {index: content_chars(normalize_text(
+                        f"{hit.chunk.file}\n{chunk_title(hit.chunk)}\n{render_markdown(hit.chunk.text)}"))
+                    for index, hit in enumerate(hits[:self.max_hits])}
+        # The heading counts: a chunk under "监控接口 > 请求路径" may hold only the path itself.
         usable = [index for index, hit in enumerate(hits[:self.max_hits])
-                  # The heading counts: a chunk under "监控接口 > 请求路径" may hold only the path itself.
                   if passage_relevance(profile, f"{chunk_title(hit.chunk)}\n{hit.chunk.text}") >= self.min_relevance]
-        candidates = [SentenceCandidate(index, position, sentence, chunk_title(hits[index].chunk))
-                      for index in usable
-                      for position, sentence in enumerate(answer_sentences(hits[index].chunk.text))]
+        candidates = [candidate for index in usable for candidate in chunk_candidates(index, hits[index].chunk)]
         if not candidates:
+            return ExtractedAnswer(NO_ANSWER, None, 0.0)
+        coverage = {index: subject_coverage(profile, contexts[index]) for index in usable}
+        if max(coverage.values()) < self.min_any_coverage or unknown_names(profile, [contexts[i] for i in usable]):
             return ExtractedAnswer(NO_ANSWER, None, 0.0)
         features = lexical_features(profile, candidates)
         lexical_scores = features @ np.asarray(LEXICAL_WEIGHTS, dtype=np.float32)
+        lexical_scores += np.array([structure_bonus(profile, candidate) for candidate in candidates],
+                                   dtype=np.float32)
+        if profile.asked_type is not None:
+            # Types with a weak cue (a place, a person, a date) need less of the subject: prose paraphrases.
+            min_coverage = self.min_subject_coverage if profile.asked_type in MASKED_TYPES | {"number"} \
+                else self.min_subject_coverage - WEAK_TYPE_COVERAGE_SLACK
+            allowed = np.array([coverage[candidate.hit_index] >= min_coverage
+                                and has_asked_type(profile.asked_type, candidate)
+                                and about_the_subject(profile, candidate)
+                                for candidate in candidates])
+            if not allowed.any():
+                return ExtractedAnswer(NO_ANSWER, None, 0.0)
+            if profile.asked_type in MASKED_TYPES:
+                lexical_scores = np.where(allowed, lexical_scores, -np.inf).astype(np.float32)
         scores = lexical_scores
         if self.embedder is not None and self.dense_candidates > 0:
             if query_vector is None:
                 query_vector = self.embedder.embed_query(question)
             scores = self._rescore_dense(query_vector, candidates, features, lexical_scores)
         chosen = int(np.argmax(scores))
-        probabilities = np.exp(scores - scores.max())
+        finite = np.where(np.isfinite(scores), scores, -1e9)
+        probabilities = np.exp(finite - finite.max())
         probabilities /= probabilities.sum()
         text = self._compose(profile, candidates, lexical_scores, chosen)
         return ExtractedAnswer(text, candidates[chosen].hit_index, float(probabilities[chosen]))
@@ -393,7 +682,8 @@ class ExtractiveAnswerer:
     @classmethod
     def from_settings(cls, settings: ExtractiveSettings, embedder: Embedder | None = None) -> ExtractiveAnswerer:
         return cls(embedder=embedder, dense_candidates=settings.dense_candidates, max_chars=settings.max_chars,
-                   min_relevance=settings.min_relevance)
+                   min_relevance=settings.min_relevance, max_block_chars=settings.max_block_chars,
+                   min_subject_coverage=settings.min_subject_coverage)
 
     def stream(self, question: str, hits: Sequence[Hit], history: Sequence[Message] = ()) -> GenerationStream:
         return GenerationStream(pieces=iter([self.answer(question, hits).text]), engine=self.engine)
@@ -402,7 +692,8 @@ class ExtractiveAnswerer:
                        features: np.ndarray, lexical_scores: np.ndarray) -> np.ndarray:
         """Only the best few lexical candidates get the dense feature and may win."""
         assert self.embedder is not None
-        shortlist = np.argsort(-lexical_scores)[:self.dense_candidates]
+        shortlist = [row for row in np.argsort(-lexical_scores)[:self.dense_candidates]
+                     if np.isfinite(lexical_scores[row])]
         vectors = self.embedder.embed_documents(
             [embedding_text(candidates[row].title, candidates[row].text) for row in shortlist])
         dense_column = FEATURE_NAMES.index("dense")
@@ -410,21 +701,49 @@ class ExtractiveAnswerer:
         for row, similarity in zip(shortlist, vectors @ query_vector):
             row_features = features[row].copy()
             row_features[dense_column] = similarity
-            scores[row] = row_features @ np.asarray(DENSE_WEIGHTS, dtype=np.float32)
+            scores[row] = row_features @ np.asarray(DENSE_WEIGHTS, dtype=np.float32) \
+                + (lexical_scores[row] - features[row] @ np.asarray(LEXICAL_WEIGHTS, dtype=np.float32))
         return scores
 
     def _compose(self, profile: QuestionProfile, candidates: Sequence[SentenceCandidate], scores: np.ndarray,
                  chosen: int) -> str:
-        text = candidates[chosen].text.strip()
+        candidate = candidates[chosen]
+        if candidate.kind == "row":
+            return row_text(profile, candidate, self.max_chars)
+        if candidate.carries:
+            intro = candidate.text.strip()
+            if len(intro) > self.max_chars:
+                intro = clause_window(profile, intro, self.max_chars)
+            return carried_text(intro, candidate.carries, self.max_block_chars)
+        if candidate.kind == "code":
+            return carried_text("", self._code_lines(candidates, chosen), self.max_block_chars).strip()
+        text = candidate.text.strip()
         if len(text) > self.max_chars:
             return clause_window(profile, text, self.max_chars)
         if len(text) >= self.join_below:
             return text
-        same_hit = [row for row in (chosen - 1, chosen + 1)
-                    if 0 <= row < len(candidates) and candidates[row].hit_index == candidates[chosen].hit_index]
-        fitting = [row for row in same_hit if len(text) + len(candidates[row].text.strip()) <= self.max_chars]
+        same_block = [row for row in (chosen - 1, chosen + 1)
+                      if 0 <= row < len(candidates) and candidates[row].hit_index == candidate.hit_index
+                      and candidates[row].block == candidate.block and candidates[row].kind == candidate.kind]
+        fitting = [row for row in same_block if len(text) + len(candidates[row].text.strip()) <= self.max_chars]
         if not fitting:
             return text
         row = max(fitting, key=lambda row: scores[row])
         neighbour = candidates[row].text.strip()
         return text + neighbour if row > chosen else neighbour + text
+
+    @staticmethod
+    def _code_lines(candidates: Sequence[SentenceCandidate], chosen: int) -> list[str]:
+        """The chosen code line with the code lines around it up to the nearest comments: one command,
+        e.g. `cd dir` followed by `python start.py`, is answered whole."""
+        def same_code(row: int) -> bool:
+            other = candidates[row]
+            return (other.hit_index, other.block, other.kind) == (candidates[chosen].hit_index,
+                                                                  candidates[chosen].block, "code") \
+                and not other.comment
+        first, last = chosen, chosen
+        while first > 0 and same_code(first - 1):
+            first -= 1
+        while last + 1 < len(candidates) and same_code(last + 1):
+            last += 1
+        return [candidates[row].text for row in range(first, last + 1)]

@@ -21,6 +21,7 @@ from typing import Sequence
 
 from ..config import TextSplitterSettings
 from ..errors import ConfigError
+from ..normalize import normalize_text
 from ..types import Chunk, Section
 
 _CLOSERS = re.escape("”’\"'」』）)】]》〉")
@@ -227,7 +228,9 @@ class ChineseTextSplitter:
                 for piece in pieces:
                     position = next_position.get(section.source, 0)
                     next_position[section.source] = position + 1
-                    index_text = f"{title}\n{piece}" if title else piece
+                    # What is embedded and BM25-indexed is normalised like the question will be;
+                    # `text` stays as written, for citations.
+                    index_text = normalize_text(f"{title}\n{piece}" if title else piece)
                     chunks.append(Chunk(
                         id=_chunk_id(section.source, position, index_text),
                         file=section.source, text=parent_text, index_text=index_text, position=position,

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..config import RetrievalSettings
 from ..embed.base import Embedder
+from ..normalize import normalize_text
 from ..store.milvus import MilvusStore, StoreQuery
 from ..types import Hit
 from .rerank import Reranker
@@ -29,6 +30,10 @@ class HybridRetriever:
         mode = mode or s.mode
         top_k = top_k or s.top_k
         threshold = s.score_threshold if score_threshold is None else score_threshold
+        # Matched against index texts normalised the same way at ingestion (Kangxi radicals, full-width forms).
+        question = normalize_text(question)
+        rephrasings = [normalize_text(rephrasing) for rephrasing in rephrasings]
+        hyde_passage = normalize_text(hyde_passage) if hyde_passage else hyde_passage
         query_vector = self.embedder.embed_query(question)
         ranked = [self.search(collection, question, query_vector, mode)]
         for rephrasing in rephrasings:
@@ -46,8 +51,8 @@ class HybridRetriever:
     def search(self, collection: str, question: str, vector: np.ndarray, mode: str) -> list[Hit]:
         """One route (hybrid, dense or bm25) with a precomputed query vector, folded into parents, unfiltered."""
         s = self.settings
-        request = StoreQuery(question=question, vector=vector, mode=mode, fusion=s.fusion, rrf_k=s.rrf_k,
-                                dense_weight=s.dense_weight, limit=s.candidates)
+        request = StoreQuery(question=normalize_text(question), vector=vector, mode=mode, fusion=s.fusion,
+                             rrf_k=s.rrf_k, dense_weight=s.dense_weight, limit=s.candidates)
         return fold_into_parents(self.store.search(collection, request))
 
 

@@ -25,7 +25,8 @@ _TABLE_DELIMITER = re.compile(r"^ {0,3}\|?[ \t]*:?-+:?[ \t]*(\|[ \t]*:?-+:?[ \t]
 
 def load_markdown(filename: str, data: bytes) -> list[Section]:
     """Sections split at ATX headings (`#` .. `######`) with their heading path; pipe tables become
-    table sections. Lines inside fenced code blocks are text, never headings or tables."""
+    table sections. Lines inside fenced code blocks are text, never headings or tables; the fence lines
+    themselves are kept, so what reads the text (the answerer, an LLM) knows which lines are code."""
     lines = decode_text(filename, data).splitlines()
     outline = Outline(filename)
     open_fence = ""
@@ -37,12 +38,12 @@ def load_markdown(filename: str, data: bytes) -> list[Section]:
             if fence and fence.group(1)[0] == open_fence[0] and len(fence.group(1)) >= len(open_fence) \
                     and not line.strip()[len(fence.group(1)):].strip():
                 open_fence = ""
-            else:
-                outline.add_text(line)
+            outline.add_text(line)
             index += 1
             continue
         if fence:
             open_fence = fence.group(1)
+            outline.add_text(line)
             index += 1
             continue
         heading = _ATX_HEADING.match(line)
