@@ -39,7 +39,8 @@ from ..embed.base import Embedder
 from ..normalize import normalize_text
 from ..types import NO_ANSWER, Chunk, Hit, Message
 from .base import GenerationStream
-from .passage import FORWARD, answer_sentences, passage_units, render_markdown, row_cells
+from .passage import FORWARD, passage_units, render_markdown, row_cells
+from .passage import answer_sentences  # noqa: F401  (re-exported: benchmarks and tests split sentences with it)
 
 CLAUSE_END = re.compile(r"[，,、：:。！？!?；;]")
 NOT_CONTENT = re.compile(r"[\s\W_]", re.UNICODE)
@@ -612,10 +613,10 @@ class ExtractiveAnswerer:
     nothing and chooses best. Without an embedder the choice is lexical.
     Only hits holding at least `min_relevance` of the question's key bigrams are read; with none, the
     answer is NO_ANSWER. A question that asks for a kind of thing is answered only by a unit holding that
-    kind from a hit covering at least `min_subject_coverage` of the question's subject words; any question
-    needs one hit covering `min_any_coverage`. A chosen sentence shorter than `join_below` characters is joined
-    with its better-scoring neighbour when both fit in `max_chars`; one longer than `max_chars` is cut to its
-    best run of clauses. A unit that introduces a list, code or table rows carries them, up to `max_block_chars`.
+    kind from a hit covering at least `min_subject_coverage` of the question's subject words; a question naming
+    something (a Latin name of 3+ letters) that no read passage mentions gets NO_ANSWER. A chosen sentence
+    shorter than `join_below` characters is joined with its better-scoring neighbour when both fit in
+    `max_chars`; one longer than `max_chars` is cut to its best run of clauses. A unit that introduces a list, code or table rows carries them, up to `max_block_chars`.
     """
 
     engine = "extractive"
@@ -624,7 +625,7 @@ class ExtractiveAnswerer:
                  min_relevance: float = _DEFAULTS.min_relevance, max_hits: int = 3,
                  dense_candidates: int = _DEFAULTS.dense_candidates, join_below: int = 40,
                  max_block_chars: int = _DEFAULTS.max_block_chars,
-                 min_subject_coverage: float = _DEFAULTS.min_subject_coverage, min_any_coverage: float = 0.0):
+                 min_subject_coverage: float = _DEFAULTS.min_subject_coverage):
         self.embedder = embedder
         self.max_chars = max_chars
         self.min_relevance = min_relevance
@@ -633,7 +634,6 @@ class ExtractiveAnswerer:
         self.join_below = join_below
         self.max_block_chars = max_block_chars
         self.min_subject_coverage = min_subject_coverage
-        self.min_any_coverage = min_any_coverage
 
     def answer(self, question: str, hits: Sequence[Hit], query_vector: np.ndarray | None = None) -> ExtractedAnswer:
         """`query_vector` is the question's embedding when the caller already has it from retrieval."""
@@ -649,7 +649,7 @@ class ExtractiveAnswerer:
         if not candidates:
             return ExtractedAnswer(NO_ANSWER, None, 0.0)
         coverage = {index: subject_coverage(profile, contexts[index]) for index in usable}
-        if max(coverage.values()) < self.min_any_coverage or unknown_names(profile, [contexts[i] for i in usable]):
+        if unknown_names(profile, [contexts[index] for index in usable]):
             return ExtractedAnswer(NO_ANSWER, None, 0.0)
         features = lexical_features(profile, candidates)
         lexical_scores = features @ np.asarray(LEXICAL_WEIGHTS, dtype=np.float32)

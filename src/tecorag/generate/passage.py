@@ -98,7 +98,7 @@ class Unit:
 def table_header(text: str) -> tuple[str, ...] | None:
     """The column names when `text` is a table chunk as the loader writes it (see the module docstring)."""
     lines = text.split("\n")
-    if len(lines) < 2 or " | " not in lines[0] and not lines[1].startswith(lines[0].strip() + ": "):
+    if len(lines) < 2 or (" | " not in lines[0] and not lines[1].startswith(lines[0].strip() + ": ")):
         return None
     names = tuple(name.strip() for name in lines[0].split(" | "))
     if not all(names):
