@@ -341,3 +341,14 @@ def test_a_definition_question_is_answered_with_the_definition(manual_hits: list
     answer = ExtractiveAnswerer(embedder=None).answer("Attu 是什么？", hits_holding(manual_hits, "Attu"))
     assert answer.text.startswith("Attu是一个多合一的 Milvus GUI管理工具")
     assert "](" not in answer.text and "**" not in answer.text
+
+
+@pytest.mark.parametrize("question, passage, expected", [
+    ("员工出差住宿标准是多少？", "员工出差住宿标准为每晚不超过五百元，超出部分由个人承担。", "五百元"),
+    ("报销要在几个工作日内提交？", "出差返回后十个工作日内提交报销单，逾期不予报销。", "十个工作日"),
+    ("年假有多少天？", "员工工作满一年后每年享有五天带薪年假。", "五天"),
+])
+def test_amounts_written_in_chinese_numerals_are_answers_not_refusals(question: str, passage: str,
+                                                                     expected: str) -> None:
+    answer = ExtractiveAnswerer().answer(question, [hit(passage, file="差旅.md", heading=("差旅管理办法",))])
+    assert expected in answer.text and answer.text != NO_ANSWER

@@ -75,6 +75,10 @@ ASKED_TYPES = (
     ("place", re.compile(r"哪里|哪儿|何处|何地|哪个(?:国家|城市|省|地区)|哪国|哪座|位于|在哪")),
     ("number", re.compile(r"多少|几[个位次种条项名年天岁倍]|多大|多长|多高|多远|多重|多久|上限|下限|最大值|最小值|数量|比例")),
 )
+# Any written quantity, for the refusal check: digits, or Chinese numerals ("五百元", "十个工作日", "满一年").
+# Broader than NUMBER_CUE (a fitted scoring feature, kept as it was fitted): refusing "每晚不超过五百元" because
+# 元 is not a listed measure word would be a false refusal, and a false refusal costs more than a weak answer.
+NUMBER_IN_TEXT = re.compile(r"\d|[零〇二两三四五六七八九十百千万亿]|一[个位名种次人只座条项部家所米倍岁年元块天日周月时秒页台张本篇章节层级成]")
 # What a candidate of each kind holds; a command is checked on the unit itself (see has_asked_type).
 TYPE_CUES = {
     "port": re.compile(r"(?<![\d.])\d{2,5}(?![\d.])"),
@@ -82,7 +86,7 @@ TYPE_CUES = {
     "date": TIME_CUE,
     "path": re.compile(r"[/\\][\w<>.${}-]+|https?://|\w\.[A-Za-z]{1,5}\b|\d+\.\d+\.\d+\.\d+"),
     "place": PLACE_CUE,
-    "number": NUMBER_CUE,
+    "number": NUMBER_IN_TEXT,
 }
 # Types whose cue is reliable enough to choose by: only units holding one may answer. For the others (a place,
 # a person, a number written "八成") the cue only decides whether to answer at all.
