@@ -7,6 +7,7 @@ index defaults to AUTOINDEX, which every deployment accepts (Lite's "local mode"
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -387,7 +388,29 @@ def _command_line(pid: int) -> str:
     return " ".join(os.fsdecode(part) for part in argv if part)[:300]
 
 
+def _lock_is_free(db_file: str) -> bool | None:
+    """Whether Milvus Lite's lock on the file is free (True), held (False), or unknown (None: no lock file).
+    The owner holds a POSIX lock on `.NAME.lock` beside the file; it dies with its process, so an engine process
+    left behind by a killed owner (it exits by itself shortly after) does not count as a holder."""
+    path = Path(db_file).parent / f".{Path(db_file).name}.lock"
+    try:
+        descriptor = os.open(path, os.O_RDWR)       # never created here: its absence means "unknown"
+    except OSError:
+        return None
+    try:
+        fcntl.lockf(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    else:
+        fcntl.lockf(descriptor, fcntl.LOCK_UN)
+        return True
+    finally:
+        os.close(descriptor)
+
+
 def refuse_if_lite_file_held(db_file: str) -> None:
+    if _lock_is_free(db_file):
+        return
     holders = lite_file_holders(db_file)
     if not holders:
         return
