@@ -352,3 +352,23 @@ def test_amounts_written_in_chinese_numerals_are_answers_not_refusals(question: 
                                                                      expected: str) -> None:
     answer = ExtractiveAnswerer().answer(question, [hit(passage, file="差旅.md", heading=("差旅管理办法",))])
     assert expected in answer.text and answer.text != NO_ANSWER
+
+
+def test_a_typed_question_reads_every_source_before_it_refuses() -> None:
+    prose = [hit("后端API服务的端口不能和Web UI服务的端口重合。", file=f"部署{n}.md", heading=("部署指南",))
+             for n in range(3)]
+    table = hit("参数名称 | 默认值\n参数名称: api_server_port；默认值: 7861", file="配置.md", heading=("参数说明", "server"))
+    answerer = ExtractiveAnswerer()
+    assert answerer.answer("api_server_port 的默认端口是多少？", prose).text == NO_ANSWER
+    answer = answerer.answer("api_server_port 的默认端口是多少？", [*prose, table])
+    assert "7861" in answer.text and answer.hit_index == 3
+
+
+def test_a_name_written_only_in_a_later_source_does_not_refuse_the_question() -> None:
+    read = [hit("RMSNorm 采用双缓冲流水线，使访存与计算重叠。", file="rms_norm.md", heading=("性能优化",))]
+    later = [hit("普通段落。", file="a.md"), hit("普通段落二。", file="b.md"),
+             hit("rms_norm.h  # kernel 声明", file="rms_norm.md", heading=("文件结构",))]
+    answerer = ExtractiveAnswerer()
+    assert answerer.answer("RMSNorm 的 kernel 用了什么流水设计？", read).text == NO_ANSWER    # kernel: unknown
+    assert "双缓冲" in answerer.answer("RMSNorm 的 kernel 用了什么流水设计？", read + later).text
+    assert answerer.answer("Langfuse 的 kernel 用了什么流水设计？", read + later).text == NO_ANSWER

@@ -492,8 +492,13 @@ def has_asked_type(asked_type: str, candidate: SentenceCandidate) -> bool:
     return TYPE_CUES[asked_type].search(text) is not None
 
 
+def passage_context(hit: Hit) -> str:
+    """A passage as the answer-type and name checks read it: file name, heading path and plain text."""
+    return content_chars(normalize_text(f"{hit.chunk.file}\n{chunk_title(hit.chunk)}\n{render_markdown(hit.chunk.text)}"))
+
+
 def unknown_names(profile: QuestionProfile, contexts: Sequence[str]) -> list[str]:
-    """The question's names (Latin tokens of 3+ letters: "windows", "gcc", "kafka") that no passage read
+    """The question's names (Latin tokens of 3+ letters: "windows", "gcc", "kafka") that no retrieved passage
     mentions: the documents retrieved are about something else, whatever else they share with the question."""
     return [token for token in profile.tokens
             if len(token) >= 3 and not token.isdigit() and not any(token in context for context in contexts)]
@@ -640,21 +645,32 @@ class ExtractiveAnswerer:
         self.min_subject_coverage = min_subject_coverage
 
     def answer(self, question: str, hits: Sequence[Hit], query_vector: np.ndarray | None = None) -> ExtractedAnswer:
-        """`query_vector` is the question's embedding when the caller already has it from retrieval."""
+        """`query_vector` is the question's embedding when the caller already has it from retrieval.
+
+        The first `max_hits` passages are read; a question asking for a kind of thing (a port, a version...) that
+        none of them holds reads every retrieved passage before it is refused: the user sees all of them as
+        sources, and a parameter table often ranks below the prose that mentions the parameter."""
+        profile = QuestionProfile(normalize_text(question))
+        # Names are looked for in every retrieved passage, not only those read: "RMSNorm 的 kernel" is answerable
+        # when "kernel" is written in the fourth source only.
+        if unknown_names(profile, [passage_context(hit) for hit in hits]):
+            return ExtractedAnswer(NO_ANSWER, None, 0.0)
+        answer = self._answer(question, hits[:self.max_hits], query_vector)
+        if answer.text == NO_ANSWER and len(hits) > self.max_hits and profile.asked_type is not None:
+            return self._answer(question, hits, query_vector)
+        return answer
+
+    def _answer(self, question: str, hits: Sequence[Hit], query_vector: np.ndarray | None) -> ExtractedAnswer:
         question = normalize_text(question)
         profile = QuestionProfile(question)
-        contexts = {index: content_chars(normalize_text(
-                        f"{hit.chunk.file}\n{chunk_title(hit.chunk)}\n{render_markdown(hit.chunk.text)}"))
-                    for index, hit in enumerate(hits[:self.max_hits])}
+        contexts = {index: passage_context(hit) for index, hit in enumerate(hits)}
         # The heading counts: a chunk under "监控接口 > 请求路径" may hold only the path itself.
-        usable = [index for index, hit in enumerate(hits[:self.max_hits])
+        usable = [index for index, hit in enumerate(hits)
                   if passage_relevance(profile, f"{chunk_title(hit.chunk)}\n{hit.chunk.text}") >= self.min_relevance]
         candidates = [candidate for index in usable for candidate in chunk_candidates(index, hits[index].chunk)]
         if not candidates:
             return ExtractedAnswer(NO_ANSWER, None, 0.0)
         coverage = {index: subject_coverage(profile, contexts[index]) for index in usable}
-        if unknown_names(profile, [contexts[index] for index in usable]):
-            return ExtractedAnswer(NO_ANSWER, None, 0.0)
         features = lexical_features(profile, candidates)
         lexical_scores = features @ np.asarray(LEXICAL_WEIGHTS, dtype=np.float32)
         lexical_scores += np.array([structure_bonus(profile, candidate) for candidate in candidates],
