@@ -243,7 +243,7 @@ class RAG:
     def _existing_kb_name(self, name: str) -> str | None:
         """The stored name that means the same as `name`, if any (a scan: only on a miss or a create)."""
         key = kb_name_key(name)
-        return next((kb.name for kb in self.catalog.list_kbs() if kb_name_key(kb.name) == key), None)
+        return next((stored for stored in self.catalog.kb_names() if kb_name_key(stored) == key), None)
 
     def list_kbs(self) -> list[KnowledgeBase]:
         return self.catalog.list_kbs()

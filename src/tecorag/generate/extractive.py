@@ -655,14 +655,14 @@ class ExtractiveAnswerer:
         # when "kernel" is written in the fourth source only.
         if unknown_names(profile, [passage_context(hit) for hit in hits]):
             return ExtractedAnswer(NO_ANSWER, None, 0.0)
-        answer = self._answer(question, hits[:self.max_hits], query_vector)
+        answer = self._answer(profile, hits[:self.max_hits], query_vector)
         if answer.text == NO_ANSWER and len(hits) > self.max_hits and profile.asked_type is not None:
-            return self._answer(question, hits, query_vector)
+            return self._answer(profile, hits, query_vector)
         return answer
 
-    def _answer(self, question: str, hits: Sequence[Hit], query_vector: np.ndarray | None) -> ExtractedAnswer:
-        question = normalize_text(question)
-        profile = QuestionProfile(question)
+    def _answer(self, profile: QuestionProfile, hits: Sequence[Hit], query_vector: np.ndarray | None
+                ) -> ExtractedAnswer:
+        """One profile per question: its jieba words and cues are computed once, however many passages are read."""
         contexts = {index: passage_context(hit) for index, hit in enumerate(hits)}
         # The heading counts: a chunk under "监控接口 > 请求路径" may hold only the path itself.
         usable = [index for index, hit in enumerate(hits)
@@ -690,7 +690,7 @@ class ExtractiveAnswerer:
         scores = lexical_scores
         if self.embedder is not None and self.dense_candidates > 0:
             if query_vector is None:
-                query_vector = self.embedder.embed_query(question)
+                query_vector = self.embedder.embed_query(profile.text)
             scores = self._rescore_dense(query_vector, candidates, features, lexical_scores)
         chosen = int(np.argmax(scores))
         finite = np.where(np.isfinite(scores), scores, -1e9)

@@ -307,10 +307,12 @@ class Catalog:
             return KnowledgeBase(name=row.name, collection=row.collection, description=row.description,
                                  created_at=row.created_at, file_count=int(file_count), chunk_count=int(chunk_count))
 
-    def list_kbs(self) -> list[KnowledgeBase]:
+    def kb_names(self) -> list[str]:
         with self._session() as session:
-            names = session.scalars(select(KBRow.name).order_by(KBRow.name)).all()
-        return [self.get_kb(name) for name in names]
+            return list(session.scalars(select(KBRow.name).order_by(KBRow.name)).all())
+
+    def list_kbs(self) -> list[KnowledgeBase]:
+        return [self.get_kb(name) for name in self.kb_names()]
 
     def delete_kb(self, name: str) -> None:
         """The knowledge base, its files and its jobs (with any upload bytes they still hold), its feedback."""
