@@ -78,6 +78,8 @@ def test_domain_errors_are_clean_for_every_kind_of_command(tmp_path: Path):
         assert "Traceback" not in result.stderr and result.stdout == ""
 
 
-def test_verbose_flag_lets_third_party_lines_through(tmp_path: Path):
-    result = run_cli(tmp_path / "home", "-v", "kb", "list")
-    assert result.returncode == 0, result.stderr
+def test_verbose_flag_is_a_global_option_that_changes_no_output(tmp_path: Path):
+    quiet_run = run_cli(tmp_path / "home", "kb", "list")
+    verbose_run = run_cli(tmp_path / "home", "-v", "kb", "list")
+    assert verbose_run.returncode == 0, verbose_run.stderr
+    assert verbose_run.stdout == quiet_run.stdout and "name" in verbose_run.stdout
