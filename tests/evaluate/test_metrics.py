@@ -18,7 +18,7 @@ from tecorag.evaluate.metrics import (
     first_relevant_rank,
     hit_at_k,
     mean_reciprocal_rank,
-    normalise_text,
+    comparison_form,
     rouge_l,
     semantic_similarities,
 )
@@ -88,7 +88,7 @@ def test_exact_match():
 
 def test_normalise_text_removes_chinese_and_ascii_punctuation_and_whitespace():
     # NFKC turns the full-width letters and comma into ASCII; then case-fold and drop punctuation/space
-    assert normalise_text("Ｈｅｌｌｏ， 世界！ (OK)") == "hello世界ok"
+    assert comparison_form("Ｈｅｌｌｏ， 世界！ (OK)") == "hello世界ok"
 
 
 def test_contains_any_gold_after_normalisation():

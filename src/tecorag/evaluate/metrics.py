@@ -10,7 +10,7 @@ Only one deviation: the script calls `nltk.word_tokenize` with sentence splittin
 separately downloaded Punkt model; here runs are tokenised as one line (`preserve_line=True`), which
 differs only when a non-Chinese run holds several sentences (a period inside stays on its word).
 
-The other answer metrics work on `normalise_text` (NFKC, case-folded, without any punctuation or
+The other answer metrics work on `comparison_form` (NFKC, case-folded, without any punctuation or
 whitespace, Chinese or ASCII): containment of any gold string, and ROUGE-L F1 on characters.
 """
 
@@ -158,7 +158,7 @@ def cmrc_exact_match(prediction: str, answers: Sequence[str]) -> float:
 # ---------------------------------------------------------------- containment, ROUGE-L
 
 
-def normalise_text(text: str) -> str:
+def comparison_form(text: str) -> str:
     """NFKC, case-folded, with all whitespace and punctuation (Unicode P*, ASCII punctuation) removed."""
     text = unicodedata.normalize("NFKC", text).casefold()
     return "".join(char for char in text
@@ -168,8 +168,8 @@ def normalise_text(text: str) -> str:
 
 def contains_answer(prediction: str, answers: Sequence[str]) -> float:
     """1.0 when the normalised prediction contains any non-empty normalised gold answer."""
-    normalised = normalise_text(prediction)
-    golds = [normalise_text(answer) for answer in answers]
+    normalised = comparison_form(prediction)
+    golds = [comparison_form(answer) for answer in answers]
     return 1.0 if any(gold and gold in normalised for gold in golds) else 0.0
 
 
@@ -185,10 +185,10 @@ def longest_common_subsequence_length(first: Sequence, second: Sequence) -> int:
 
 def rouge_l(prediction: str, answers: Sequence[str]) -> float:
     """ROUGE-L F-measure (beta = 1) on the characters of the normalised texts, max over the gold answers."""
-    predicted = normalise_text(prediction)
+    predicted = comparison_form(prediction)
     best = 0.0
     for answer in answers:
-        gold = normalise_text(answer)
+        gold = comparison_form(answer)
         common = longest_common_subsequence_length(predicted, gold)
         if common == 0:
             continue
@@ -231,15 +231,15 @@ def semantic_similarities(embedder: Embedder, predictions: Sequence[str],
 def first_relevant_rank(contexts: Sequence[Context], sources: Sequence[str], passages: Sequence[str]) -> int:
     """1-based rank of the first context from a gold source file or overlapping a gold passage; 0 if none.
 
-    A context matches a gold passage when either contains the other after `normalise_text`, so a chunk
+    A context matches a gold passage when either contains the other after `comparison_form`, so a chunk
     cut from the gold paragraph and a context holding the whole paragraph both count.
     """
     source_names = set(sources)
-    gold_passages = [normalise_text(passage) for passage in passages]
+    gold_passages = [comparison_form(passage) for passage in passages]
     for rank, context in enumerate(contexts, start=1):
         if context.file in source_names:
             return rank
-        text = normalise_text(context.text)
+        text = comparison_form(context.text)
         if text and any(gold and (gold in text or text in gold) for gold in gold_passages):
             return rank
     return 0
