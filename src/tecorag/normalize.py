@@ -17,7 +17,6 @@ Zero-width spaces and byte-order marks are dropped.
 from __future__ import annotations
 
 import unicodedata
-from functools import cache
 
 _KEPT_RANGES = (
     (0x00B2, 0x00B3), (0x00B9, 0x00B9), (0x00BC, 0x00BE),   # ² ³ ¹ ¼ ½ ¾
@@ -38,23 +37,28 @@ def _kept(code: int) -> bool:
     return any(low <= code <= high for low, high in _KEPT_RANGES)
 
 
-@cache
-def _table() -> dict[int, str]:
-    """Per-character NFKC mapping for every character NFKC changes and that is not kept (built once, ~50 ms).
-    The ranges hold all but a handful of rare letters with compatibility forms in the BMP."""
-    table: dict[int, str] = {ord(char): "" for char in _DROPPED}
-    for code in (*range(0xA0, 0x3400), *range(0xF900, 0x10000), *range(0x2F800, 0x2FA20)):
-        if _kept(code):
-            continue
+class _MatchingForms(dict):
+    """The str.translate table of normalize_text, filled on demand: a character's entry is made the first time
+    it is seen (making all ~5,000 entries up front cost every process ~0.1 s at its first question). Each entry
+    is NFKC's form of that one character, or the character itself where it is kept or NFKC leaves it alone."""
+
+    def __missing__(self, code: int) -> str:
         char = chr(code)
-        mapped = unicodedata.normalize("NFKC", char)
-        if mapped != char:
-            table[code] = mapped
-    return table
+        if char in _DROPPED:
+            mapped = ""
+        elif _kept(code):
+            mapped = char
+        else:
+            mapped = unicodedata.normalize("NFKC", char)
+        self[code] = mapped
+        return mapped
+
+
+_MATCHING_FORMS = _MatchingForms()
 
 
 def normalize_text(text: str) -> str:
     """The matching form of `text` (see the module docstring); idempotent."""
-    text = text.translate(_table())
+    text = text.translate(_MATCHING_FORMS)
     # Composed forms (e + combining acute -> é): the per-character table cannot see sequences.
     return text if unicodedata.is_normalized("NFC", text) else unicodedata.normalize("NFC", text)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import warnings
-from types import ModuleType
 
 _verbose = False
 
@@ -36,11 +35,3 @@ def pymilvus_logs() -> None:
         for name in ("pymilvus", "pymilvus.milvus_client"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
 
-
-def jieba() -> ModuleType:
-    """jieba, imported with its "Building prefix dict…" lines silenced: jieba sets its logger to DEBUG when
-    imported, so the level must be set after the import."""
-    import jieba as module
-
-    module.setLogLevel(logging.INFO if _verbose else logging.WARNING)
-    return module

@@ -120,6 +120,8 @@ class RAG:
         self.settings = settings
         settings.home.mkdir(parents=True, exist_ok=True)
         self.catalog = catalog if catalog is not None else Catalog(settings.catalog_url)
+        if embedder is not None and not isinstance(embedder, CachedEmbedder):
+            embedder = self._cached(embedder)
         given = {"embedder": embedder, "store": store, "reranker": reranker, "generator": generator,
                  "llm_client": llm_client, "loader": loader}
         self._parts: dict[str, Any] = {name: part for name, part in given.items() if part is not None}
@@ -140,22 +142,14 @@ class RAG:
 
     @property
     def embedder(self) -> CachedEmbedder:
-        def build() -> CachedEmbedder:
-            return CachedEmbedder(build_embedder(self.settings.embeddings), self.settings.home / "embeddings.sqlite")
+        return self._part("embedder", lambda: self._cached(build_embedder(self.settings.embeddings)))
 
-        with self._build_lock:
-            embedder = self._part("embedder", build)
-            if not isinstance(embedder, CachedEmbedder):
-                embedder = self._parts["embedder"] = CachedEmbedder(embedder, self.settings.home / "embeddings.sqlite")
-            return embedder
+    def _cached(self, embedder: Embedder) -> CachedEmbedder:
+        return CachedEmbedder(embedder, self.settings.home / "embeddings.sqlite")
 
     @property
     def store(self) -> MilvusStore:
-        vs = self.settings.vector_store
-        return self._part("store", lambda: MilvusStore(self.settings.milvus_uri, self.embedder.dimension,
-                                                       user=vs.user, password=vs.password,
-                                                       consistency_level=vs.consistency_level,
-                                                       index_type=vs.index_type))
+        return self._part("store", lambda: MilvusStore.from_settings(self.settings, self.embedder.dimension))
 
     @property
     def loader(self) -> DocumentLoader:
@@ -335,6 +329,15 @@ class RAG:
                 answer = event.answer
         assert answer is not None
         return answer
+
+    def warm(self, kb: str) -> None:
+        """Get ready to answer from `kb`: its collection starts loading in the vector store, in the background,
+        while this thread loads the extractive answerer's tables (also the fallback of an LLM). A cold `tecorag
+        ask` overlaps the two."""
+        knowledge_base = self.get_kb(kb)
+        if knowledge_base.chunk_count:
+            self.store.warm(knowledge_base.collection)
+        self.extractive.prepare()
 
     def stream(self, kb: str, question: str, *, history: Sequence[Message] = (), top_k: int | None = None,
                score_threshold: float | None = None) -> Iterator[StreamEvent]:

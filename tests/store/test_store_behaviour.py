@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from conftest import make_settings
 from pymilvus import MilvusClient
@@ -17,6 +18,8 @@ from server_fixtures import ServeProcess, clean_environment, running_server
 
 from tecorag.errors import KnowledgeBaseNotFound, StoreError
 from tecorag.rag import RAG
+from tecorag.store.milvus import MilvusStore, StoreQuery
+from tecorag.types import Chunk
 
 DOCS = {
     "stream.md": "# SDAA C 编程\n\n## 创建 stream\n\n调用 sdaaStreamCreate 创建一个 stream，用完后调用 sdaaStreamDestroy 销毁。\n",
@@ -141,6 +144,56 @@ def test_milvus_23_gets_dense_only_with_one_warning(milvus23_server, tmp_path: P
 
 
 # -- embedded mode: one process per Milvus Lite file ---------------------------------------------------------
+
+
+def test_a_store_opened_in_the_background_answers_like_one_opened_at_once(tmp_path: Path):
+    """`tecorag ask` opens the store in a thread (Milvus Lite's start overlaps the imports): the constructor
+    returns at once, the first call waits for the open, and warm() loads a collection ahead of its first search."""
+    uri = str(tmp_path / "milvus.db")
+    started = time.monotonic()
+    store = MilvusStore(uri, 4, background=True)
+    assert time.monotonic() - started < 0.4                 # milvus_lite alone waits 0.5 s in its start
+    try:
+        store.ensure_collection("kb_docs")
+        assert store.has_collection("kb_docs") and store.count("kb_docs") == 0
+        store.warm("kb_docs")                                # empty: nothing to warm, and no error either
+        chunk = Chunk(id="c1", file="policy.txt", text=DOCS["policy.txt"], index_text=DOCS["policy.txt"], position=0)
+        store.replace_file("kb_docs", "policy.txt", [chunk], np.array([[1.0, 0.0, 0.0, 0.0]], dtype=np.float32))
+        store.warm("kb_docs")
+        hits = store.search("kb_docs", StoreQuery(POLICY_QUESTION, np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32)))
+        assert [hit.chunk.id for hit in hits] == ["c1"]
+    finally:
+        store.close()
+    reopened = MilvusStore(uri, 4)                          # closed for real: the file can be opened again
+    try:
+        assert reopened.has_collection("kb_docs")
+    finally:
+        reopened.close()
+
+
+def test_a_background_open_that_fails_raises_at_first_use_and_closes_quietly(tmp_path: Path):
+    uri = str(tmp_path / "milvus.db")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LITE_FILE, uri], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        store = MilvusStore(uri, 4, background=True)
+        with pytest.raises(StoreError, match=f"in use by another process: pid {holder.pid}"):
+            store.has_collection("kb_docs")
+        store.close()                                        # nothing was opened: nothing to close, no error
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+HOLD_LITE_FILE = """
+import sys, time
+from tecorag.store.milvus import MilvusStore, StoreQuery
+from tecorag.types import Chunk
+store = MilvusStore(sys.argv[1], 4)
+print("open", flush=True)
+time.sleep(120)
+"""
+
 
 
 def test_second_process_on_an_embedded_store_is_told_who_holds_it(tmp_path: Path):

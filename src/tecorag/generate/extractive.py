@@ -33,11 +33,11 @@ from functools import cached_property
 
 import numpy as np
 
-from .. import quiet
 from ..config import ExtractiveSettings
 from ..embed.base import Embedder
 from ..normalize import normalize_text
 from ..types import NO_ANSWER, Chunk, Hit, Message
+from . import words as jieba_words
 from .base import GenerationStream
 from .passage import FORWARD, passage_units, render_markdown, row_cells
 
@@ -204,19 +204,14 @@ class QuestionProfile:
     @cached_property
     def words(self) -> tuple[tuple[str, float], ...]:
         """jieba words of the question with their jieba IDF, question words and stop words left out."""
-        jieba = quiet.jieba()
-        import jieba.analyse
-
-        tfidf = jieba.analyse.default_tfidf
-        idf, median = tfidf.idf_loader.idf_freq, tfidf.idf_loader.median_idf
-        words = []
-        for word in dict.fromkeys(jieba.lcut(self.content)):
-            if len(word) < 2 or word in QUESTION_WORDS or word in tfidf.stop_words:
+        result = []
+        for word in dict.fromkeys(jieba_words.cut(self.content)):
+            if len(word) < 2 or word in QUESTION_WORDS or word in jieba_words.STOP_WORDS:
                 continue
             if all(char in FUNCTION_CHARS for char in word):
                 continue
-            words.append((word, idf.get(word, median)))
-        return tuple(words)
+            result.append((word, jieba_words.idf(word)))
+        return tuple(result)
 
     @cached_property
     def left_context(self) -> str:
@@ -706,6 +701,10 @@ class ExtractiveAnswerer:
 
     def stream(self, question: str, hits: Sequence[Hit], history: Sequence[Message] = ()) -> GenerationStream:
         return GenerationStream(pieces=iter([self.answer(question, hits).text]), engine=self.engine)
+
+    def prepare(self) -> None:
+        """Load the word tables now, not at the first question."""
+        jieba_words.load()
 
     def _rescore_dense(self, query_vector: np.ndarray, candidates: Sequence[SentenceCandidate],
                        features: np.ndarray, lexical_scores: np.ndarray) -> np.ndarray:

@@ -14,14 +14,19 @@ import os
 import re
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import quiet
 from ..errors import StoreError
 from ..types import Chunk, Hit
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 log = logging.getLogger("tecorag.store")
 
@@ -64,17 +69,15 @@ class StoreQuery:
     limit: int = 40                # child hits to fetch per route and after fusion
 
 
-log = logging.getLogger("tecorag.store")
-
 
 class MilvusStore:
     """All vector-store access. Thread-safe: the pymilvus client is shared and Milvus Lite serializes internally."""
 
     def __init__(self, uri: str, dimension: int, user: str | None = None, password: str | None = None,
-                 consistency_level: str = "Strong", index_type: str = "AUTOINDEX"):
-        from pymilvus import MilvusClient
-
-        quiet.pymilvus_logs()
+                 consistency_level: str = "Strong", index_type: str = "AUTOINDEX", *, background: bool = False):
+        """background: return at once and connect in a thread; the first call that needs Milvus waits for it
+        (and raises its error). A cold `tecorag ask` spends ~1 s here (pymilvus's imports, then a fixed 0.5 s
+        wait in milvus_lite's server start) that can overlap the rest of its start-up."""
         self.embedded = not uri.startswith(("http://", "https://", "tcp://", "grpc://"))
         if self.embedded:
             # Milvus Lite's engine writes glog files, by default one per process into /tmp; keep them with the data.
@@ -87,18 +90,65 @@ class MilvusStore:
         self.dimension = dimension
         self.consistency_level = consistency_level
         self.index_type = index_type.upper()
-        if self.embedded:
-            refuse_if_lite_file_held(uri)
-        token = f"{user}:{password}" if user and password else ""
-        try:
-            self._client = MilvusClient(uri=uri, token=token)
-        except Exception as exc:  # pymilvus raises a variety of types
-            if self.embedded:
-                refuse_if_lite_file_held(uri)   # lost a race with another process: say who holds it
-            raise StoreError(f"cannot open Milvus at {uri}: {exc}") from exc
         self._create_lock = threading.Lock()
         self._capabilities: ServerCapabilities | None = None
         self._hybrid_collections: dict[str, bool] = {}
+        self._opened: Future = Future()
+        self._warming: threading.Thread | None = None
+        token = f"{user}:{password}" if user and password else ""
+        if background:
+            threading.Thread(target=self._open, args=(token,), name="milvus-open", daemon=True).start()
+        else:
+            self._open(token)
+            self._opened.result()           # raise here, not at first use
+
+    @classmethod
+    def from_settings(cls, settings: Settings, dimension: int, *, background: bool = False) -> MilvusStore:
+        vs = settings.vector_store
+        return cls(settings.milvus_uri, dimension, user=vs.user, password=vs.password,
+                   consistency_level=vs.consistency_level, index_type=vs.index_type, background=background)
+
+    def _open(self, token: str) -> None:
+        try:
+            if self.embedded:
+                refuse_if_lite_file_held(self.uri)
+                # Start Milvus Lite's server (a fixed 0.5 s wait in milvus_lite) before pymilvus's 0.4 s of imports:
+                # a background open overlaps the wait with the caller's own imports. The client below finds the
+                # server running (or, if this start failed, its own start says why).
+                _start_lite_server(self.uri)
+            from pymilvus import MilvusClient
+
+            quiet.pymilvus_logs()
+            try:
+                self._opened.set_result(MilvusClient(uri=self.uri, token=token))
+            except Exception as exc:  # pymilvus raises a variety of types
+                if self.embedded:
+                    refuse_if_lite_file_held(self.uri)   # lost a race with another process: say who holds it
+                raise StoreError(f"cannot open Milvus at {self.uri}: {exc}") from exc
+        except BaseException as exc:
+            self._opened.set_exception(exc)
+
+    def warm(self, collection: str) -> None:
+        """Load `collection` and Milvus's text analyzer in the background, so that the first search need not wait
+        for them (in Milvus Lite the first BM25 search spends 0.3 s loading jieba's dictionary, once per server
+        process). Best effort: a failure here is left for that search to report."""
+        def load() -> None:
+            try:
+                self._client.load_collection(collection)
+                # (an empty collection is left alone: BM25 over no documents makes Milvus assert on stdout)
+                if self.is_hybrid(collection) and self.count(collection):
+                    self._client.search(collection, ["预热"], anns_field="sparse", limit=1,
+                                        search_params={"metric_type": "BM25"})
+            except Exception as exc:  # noqa: BLE001 - the real search reports it
+                log.debug("warming %s failed: %s", collection, exc)
+
+        self._warming = threading.Thread(target=load, name="milvus-warm", daemon=True)
+        self._warming.start()
+
+    @property
+    def _client(self):
+        """The pymilvus client, once open (waits for a background open)."""
+        return self._opened.result()
 
     # -- capabilities ------------------------------------------------------------------------------------
 
@@ -304,6 +354,10 @@ class MilvusStore:
     def close(self) -> None:
         """Close the client; for Milvus Lite also stop its server process, which holds the db file open
         (only one process may open a Milvus Lite file, so a CLI run must be able to follow a closed RAG)."""
+        if self._opened.exception() is not None:
+            return                          # never opened: its error was raised where the store was used
+        if self._warming is not None:
+            self._warming.join()
         self._client.close()
         if self.embedded:
             from milvus_lite.server_manager import server_manager_instance
@@ -406,6 +460,15 @@ def _lock_is_free(db_file: str) -> bool | None:
         return True
     finally:
         os.close(descriptor)
+
+
+def _start_lite_server(uri: str) -> None:
+    from milvus_lite.server_manager import server_manager_instance
+
+    try:
+        server_manager_instance.start_and_get_uri(uri)
+    except Exception as exc:  # noqa: BLE001 - the client's own start reports it
+        log.debug("starting Milvus Lite for %s failed: %s", uri, exc)
 
 
 def refuse_if_lite_file_held(db_file: str) -> None:

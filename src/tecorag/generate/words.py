@@ -1,0 +1,70 @@
+"""Question words and their IDF, without paying for Python jieba's tables on every start.
+
+The extractive answerer weighs a question's jieba words by jieba's IDF. Python jieba's tokenizer unmarshals a
+500k-entry prefix dictionary on first use (0.5–0.8 s on 2 cores) and `jieba.analyse` parses its 270k-line IDF
+table on import (0.6 s): most of a cold `tecorag ask`. Here:
+
+- words come from jieba-rs (`rjieba`, the same dictionary and algorithm, loaded in ~0.15 s; it is also the
+  tokenizer Milvus's BM25 analyzer runs). jieba-rs keeps Latin runs such as "Teco-RAG" or "rt_spm_malloc" whole
+  where Python jieba cuts them at punctuation; `cut` cuts them the same way, so the words are Python jieba's:
+  on the 3,312 questions of benchmarks/teco_qa.json and CMRC 2018 dev, one question differs ("可当" vs "可"+"当").
+- an IDF is looked up in jieba's own idf.txt, read as bytes (10 ms) and searched per word (~2 ms), instead of
+  parsing the whole table into a dict.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from functools import lru_cache
+from pathlib import Path
+
+# jieba.analyse's defaults, copied so that neither its module nor its table is loaded (tests/generate/test_words.py
+# checks both against jieba): the median of idf.txt, given to words the table does not know, and its stop words.
+MEDIAN_IDF = 11.9547675029
+STOP_WORDS = frozenset((
+    "all", "an", "and", "are", "as", "at", "be", "by", "can", "for", "from", "has", "have", "if", "in", "is", "it",
+    "not", "of", "on", "one", "or", "that", "the", "then", "this", "to", "we", "which", "with", "you",
+))
+
+# Python jieba's cut of a Latin run: letters and digits together (a decimal number and a trailing % kept whole),
+# every other character alone.
+_LATIN_PIECES = re.compile(r"[A-Za-z0-9]+(?:\.[0-9]+)*%?|[^A-Za-z0-9]")
+
+
+def load() -> None:
+    """Load the tokenizer and the IDF table now rather than at the first question (~0.15 s)."""
+    import rjieba  # noqa: F401
+
+    _idf_table()
+
+
+def cut(text: str) -> list[str]:
+    """jieba's words of `text`, in order (punctuation and spaces included, as jieba.lcut gives them)."""
+    import rjieba
+
+    return [piece for word in rjieba.cut(text)
+            for piece in (_LATIN_PIECES.findall(word) if word.isascii() and len(word) > 1 else (word,))]
+
+
+def idf(word: str) -> float:
+    """jieba's IDF of `word`; MEDIAN_IDF for a word its table does not hold."""
+    if not word or any(char.isspace() for char in word):
+        return MEDIAN_IDF
+    table = _idf_table()
+    key = b"\n" + word.encode("utf-8") + b" "
+    start = table.find(key)
+    if start < 0:
+        return MEDIAN_IDF
+    start += len(key)
+    return float(table[start:table.index(b"\n", start)])
+
+
+@lru_cache(maxsize=1)
+def _idf_table() -> bytes:
+    """jieba's idf.txt ("word idf" lines), framed by newlines so that every entry reads "\\nword idf\\n"."""
+    spec = importlib.util.find_spec("jieba")     # finds the package without importing it (and its tables)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("jieba is missing: pip install 'jieba>=0.42,<0.43'")
+    path = Path(next(iter(spec.submodule_search_locations))) / "analyse" / "idf.txt"
+    return b"\n" + path.read_bytes().replace(b"\r\n", b"\n").rstrip(b"\n") + b"\n"

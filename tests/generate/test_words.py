@@ -1,0 +1,41 @@
+"""generate/words.py gives Python jieba's words and IDF without loading Python jieba's tables; these tests load
+them (slowly, once) to check that the fast path agrees."""
+
+import json
+from pathlib import Path
+
+import jieba
+import jieba.analyse
+import pytest
+
+from tecorag.generate import words
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def tfidf():
+    jieba.setLogLevel(60)
+    return jieba.analyse.default_tfidf
+
+
+def test_the_copied_defaults_are_jiebas(tfidf):
+    assert words.MEDIAN_IDF == tfidf.idf_loader.median_idf
+    assert words.STOP_WORDS == frozenset(tfidf.stop_words)
+
+
+def test_idf_is_jiebas_table(tfidf):
+    table = tfidf.idf_loader.idf_freq
+    for word in ("部署", "端口", "数据库", "劳动防护", "工具"):
+        assert words.idf(word) == table[word]
+    for unknown in ("Milvus", "不存在的词汇甲乙", "", "a b"):
+        assert unknown not in table
+        assert words.idf(unknown) == words.MEDIAN_IDF
+
+
+def test_cut_gives_python_jiebas_words_on_the_benchmark_questions():
+    questions = [item["question"] for item in json.loads((ROOT / "benchmarks" / "teco_qa.json").read_text("utf-8"))]
+    questions += ["伊维卡·奥利奇为什么会提前结束2010-2011秋季？", "俄罗斯AK-130多用途双管舰砲在海上试了几年？",
+                  "rt_spm_malloc 的作用是什么？", "增长了10%还是1.4倍？"]
+    for question in questions:
+        assert words.cut(question) == jieba.lcut(question), question
