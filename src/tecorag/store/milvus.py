@@ -98,6 +98,9 @@ class MilvusStore:
         token = f"{user}:{password}" if user and password else ""
         if background:
             threading.Thread(target=self._open, args=(token,), name="milvus-open", daemon=True).start()
+            # pymilvus's 0.4 s of imports run here, in the caller's thread, while the opening thread waits for
+            # Milvus Lite's start: done in that thread after the wait, they were the longest step of a cold ask.
+            import pymilvus  # noqa: F401
         else:
             self._open(token)
             self._opened.result()           # raise here, not at first use
