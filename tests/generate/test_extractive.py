@@ -254,6 +254,26 @@ def test_what_does_not_fit_the_bound_is_cut_and_said(manual_hits: list[Hit]) -> 
     assert "支持本地化部署" in answer.text and "支持多平台部署" not in answer.text
 
 
+def test_an_introduction_continued_by_its_table_chunk_carries_the_rows() -> None:
+    """retrieve/hybrid.py joins "支持以下场景：" and the table chunk after it; the answer shows the rows, and
+    when whole rows do not fit, what each row is about (its first cell)."""
+    table = ("场景 | q_seq_len | kv_seq_len | 说明\n"
+             "场景: prefill；q_seq_len: = kv_seq_len；kv_seq_len: = q_seq_len；说明: 首轮全量计算\n"
+             "场景: decode；q_seq_len: 1；kv_seq_len: 任意；说明: 逐 token 推理\n"
+             "场景: chunked prefill；q_seq_len: < kv_seq_len；kv_seq_len: > q_seq_len；说明: 分块预填充")
+    text = f"支持以下场景：\n\n{table}"
+    units = passage_units(text)
+    assert [unit.kind for unit in units] == ["sentence", "row", "row", "row"]
+    assert units[0].carries_kind == "table" and len(units[0].carries) == 3
+    hit = Hit(Chunk(id="c", file="flash_attention.md", text=text, index_text=text, position=16,
+                    heading_path=("tecoopsFlashAttention 设计文档", "当前实现的计算分支")), 1.0)
+    answer = ExtractiveAnswerer(embedder=None).answer("flash_attention 算子支持哪些计算场景？", [hit])
+    assert answer.text == "支持以下场景：\nprefill\ndecode\nchunked prefill"
+    roomy = ExtractiveAnswerer(embedder=None, max_block_chars=400).answer("flash_attention 算子支持哪些计算场景？",
+                                                                         [hit])
+    assert "场景: decode；q_seq_len: 1" in roomy.text and roomy.text.startswith("支持以下场景：\n")
+
+
 def test_a_how_to_question_is_answered_with_the_code_block(manual_hits: list[Hit]) -> None:
     answer = ExtractiveAnswerer(embedder=None).answer("如何一键式启动原生界面服务？",
                                                       hits_holding(manual_hits, "start.py"))

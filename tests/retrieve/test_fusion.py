@@ -131,3 +131,34 @@ def test_weighted_fusion_follows_the_dense_weight(milvus: MilvusStore):
     dense_only = milvus.search("fusion", StoreQuery(question=question, vector=embedder.embed_query(question),
                                                     mode="dense", limit=5))
     assert ids(dense_only) == ["semantic", "lexical"]
+
+
+# -- what an introducing passage introduces, from the real Milvus Lite ---------------------------------------------
+
+def test_a_passage_ending_in_an_introduction_is_continued_by_the_next_chunk_under_its_heading(milvus: MilvusStore):
+    """The splitter keeps a table out of the chunk of the sentence introducing it; retrieval joins them again."""
+    heading = ("算子设计", "计算分支")
+    file = 'op "flash".md'                                  # a quote in the name: the filter must escape it
+    chunks = [
+        Chunk(id="intro", file=file, text="支持以下场景：", index_text="支持以下场景：", position=0,
+              heading_path=heading),
+        Chunk(id="table", file=file, text="场景 | 说明\n场景: prefill；说明: 首轮全量计算\n场景: decode；说明: 逐 token 推理",
+              index_text="场景 prefill decode", position=1, heading_path=heading),
+        Chunk(id="closing", file=file, text="性能数据如下：", index_text="性能数据如下：", position=2,
+              heading_path=heading),
+        Chunk(id="elsewhere", file=file, text="另一节的内容。", index_text="另一节的内容。", position=3,
+              heading_path=("算子设计", "优化设计")),
+        Chunk(id="plain", file="other.md", text="一段完整的话。", index_text="一段完整的话。", position=0),
+    ]
+    milvus.ensure_collection("continuation")
+    milvus.replace_file("continuation", "op", chunks[:4], HashEmbedder().embed_documents([c.text for c in chunks[:4]]))
+    milvus.replace_file("continuation", "other", chunks[4:], HashEmbedder().embed_documents([chunks[4].text]))
+    retriever = HybridRetriever(milvus, HashEmbedder(), RetrievalSettings())
+
+    continued = retriever.continue_introductions("continuation", [Hit(chunk, 1.0) for chunk in chunks])
+    texts = {hit.chunk.id: hit.chunk.text for hit in continued}
+    assert texts["intro"] == f"支持以下场景：\n\n{chunks[1].text}"
+    assert texts["closing"] == "性能数据如下："            # the next chunk is under another heading: not its list
+    assert texts["table"] == chunks[1].text and texts["plain"] == "一段完整的话。"
+    assert [hit.chunk.id for hit in continued] == [chunk.id for chunk in chunks]
+    assert continued[0].chunk.index_text == "支持以下场景：" and continued[0].score == 1.0

@@ -123,10 +123,14 @@ class SentenceCandidate:
     kind: str = "sentence"     # "sentence" | "item" | "code" | "row"
     block: int = 0             # which block of the passage it is in
     carries: tuple[str, ...] = ()   # what it introduces (items, code lines, rows), shown after it
-    carries_code: bool = False
+    carries_kind: str = ""     # "list" | "code" | "table"
     comment: bool = False      # a code comment line
     header: tuple[str, ...] = ()    # a table row: the column names
     dangling: bool = False     # introduces something ("如下：") that this passage does not hold
+
+    @property
+    def carries_code(self) -> bool:
+        return self.carries_kind == "code"
 
 
 def content_chars(text: str) -> str:
@@ -162,8 +166,7 @@ def chunk_candidates(hit_index: int, chunk: Chunk) -> list[SentenceCandidate]:
         dangling = not unit.carries and unit.kind != "code" and (
             text.endswith((":", "：")) or (position == len(units) - 1 and FORWARD.search(text) is not None))
         candidates.append(SentenceCandidate(hit_index, len(candidates), unit.text, title, unit.kind, unit.block,
-                                            unit.carries, unit.carries_kind == "code", unit.comment, unit.header,
-                                            dangling))
+                                            unit.carries, unit.carries_kind, unit.comment, unit.header, dangling))
     return candidates
 
 
@@ -732,7 +735,12 @@ class ExtractiveAnswerer:
             intro = candidate.text.strip()
             if len(intro) > self.max_chars:
                 intro = clause_window(profile, intro, self.max_chars)
-            return carried_text(intro, candidate.carries, self.max_block_chars)
+            carried = candidate.carries
+            if candidate.carries_kind == "table" and len(intro) + sum(len(row) + 1 for row in carried) \
+                    > self.max_block_chars:
+                # Rows too long to show whole: what each row is about (its first cell) lists what is introduced.
+                carried = tuple(row.split("；", 1)[0].partition(": ")[2].strip() or row for row in carried)
+            return carried_text(intro, carried, self.max_block_chars)
         if candidate.kind == "code":
             return carried_text("", self._code_lines(candidates, chosen), self.max_block_chars).strip()
         text = candidate.text.strip()

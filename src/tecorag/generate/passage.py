@@ -144,6 +144,10 @@ def parse_blocks(text: str) -> list[Block]:
     if header is not None:
         lines = [line for line in text.split("\n") if line.strip()]
         return [Block("table", (lines[0], *lines[1:]))]
+    before, blank, last = text.rpartition("\n\n")
+    if blank and table_header(last) is not None:
+        # A passage continued by the table chunk it introduces (retrieve/hybrid.py: continue_introductions).
+        return [*parse_blocks(before), *parse_blocks(last)]
     lines = text.split("\n")
     blocks: list[Block] = []
     kind, current, indent, marker = "", [], -1, ""

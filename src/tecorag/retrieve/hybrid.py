@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import replace
+
 import numpy as np
 
 from ..config import RetrievalSettings
@@ -46,7 +49,25 @@ class HybridRetriever:
         if self.reranker is not None:
             hits = self.reranker.rerank(question, hits)
         hits = [hit for hit in hits if hit.score >= threshold]
-        return hits[:top_k]
+        return self.continue_introductions(collection, hits[:top_k])
+
+    def continue_introductions(self, collection: str, hits: Sequence[Hit]) -> list[Hit]:
+        """A passage that ends by introducing something ("支持以下场景：", "执行以下命令：") gets what it
+        introduces: the next chunk of its file under the same heading. The splitter keeps a table, and often a
+        list or code block, out of the chunk of the sentence before it; without this the answer (and the LLM's
+        context) is the introduction alone. 64 of the 633 chunks of the teco-docs end so."""
+        places = [(hit.chunk.file, hit.chunk.position + 1) for hit in hits if introduces_next(hit.chunk.text)]
+        if not places:
+            return list(hits)
+        following = self.store.chunks_at(collection, places)
+        continued = []
+        for hit in hits:
+            after = following.get((hit.chunk.file, hit.chunk.position + 1))
+            if after is not None and after.heading_path[:len(hit.chunk.heading_path)] == hit.chunk.heading_path \
+                    and introduces_next(hit.chunk.text):
+                hit = Hit(chunk=replace(hit.chunk, text=f"{hit.chunk.text}\n\n{after.text}"), score=hit.score)
+            continued.append(hit)
+        return continued
 
     def search(self, collection: str, question: str, vector: np.ndarray, mode: str) -> list[Hit]:
         """One route (hybrid, dense or bm25) with a precomputed query vector, folded into parents, unfiltered."""
@@ -54,6 +75,15 @@ class HybridRetriever:
         request = StoreQuery(question=normalize_text(question), vector=vector, mode=mode, fusion=s.fusion,
                              rrf_k=s.rrf_k, dense_weight=s.dense_weight, limit=s.candidates)
         return fold_into_parents(self.store.search(collection, request))
+
+
+# The last line of a passage says that something follows: it ends in a colon, or says 如下/以下 ("as follows").
+_INTRODUCES_NEXT = re.compile(r"(?:[:：]\s*$|如下|以下)")
+
+
+def introduces_next(text: str) -> bool:
+    lines = text.strip().splitlines()
+    return bool(lines) and _INTRODUCES_NEXT.search(lines[-1]) is not None
 
 
 def fold_into_parents(hits: Sequence[Hit]) -> list[Hit]:

@@ -312,6 +312,16 @@ class MilvusStore:
                                   limit=limit)
         return sorted((_chunk_from_entity(row) for row in rows), key=lambda chunk: chunk.position)
 
+    def chunks_at(self, collection: str, places: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Chunk]:
+        """The chunks at these (file, position) places, in one query; places with no chunk are left out."""
+        if not places:
+            return {}
+        condition = " or ".join(f"(file == {_string_literal(file)} and position == {int(position)})"
+                                for file, position in dict.fromkeys(places))
+        rows = self._client.query(collection, filter=condition, output_fields=OUTPUT_FIELDS, limit=len(places) * 4)
+        chunks = (_chunk_from_entity(row) for row in rows)
+        return {(chunk.file, chunk.position): chunk for chunk in chunks}
+
     # -- search ------------------------------------------------------------------------------------------
 
     def search(self, collection: str, request: StoreQuery) -> list[Hit]:
@@ -486,6 +496,11 @@ def refuse_if_lite_file_held(db_file: str) -> None:
         f"Lite file. If that is `tecorag serve`, upload through it (POST /knowledge_base/upload_docs or the web "
         f"UI), or stop it and run this again; for several processes, run a Milvus server and set "
         f"APP_VECTOR_STORE_URI.")
+
+
+def _string_literal(text: str) -> str:
+    """`text` as a string literal of a Milvus filter expression."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _chunk_from_entity(entity: dict) -> Chunk:
