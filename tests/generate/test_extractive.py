@@ -274,6 +274,20 @@ def test_an_introduction_continued_by_its_table_chunk_carries_the_rows() -> None
     assert "场景: decode；q_seq_len: 1" in roomy.text and roomy.text.startswith("支持以下场景：\n")
 
 
+def test_the_row_keyed_by_the_name_the_question_asks_about_wins_over_rows_sharing_its_words() -> None:
+    """"知识库对话接口的 topk 参数默认值" asks for the topk row, though another table's row describes itself
+    with the question's own words ("知识库对话模板")."""
+    prompts = Chunk(id="p", file="configuration.md", position=33, heading_path=("参数说明", "6 prompts"),
+                    text="参数名称 | 类型 | 默认值 | 说明\n参数名称: rag_template；类型: str；默认值: 见下文；"
+                         "说明: 知识库对话模板，用于增强输入大模型的上下文。", index_text="prompts")
+    chat = Chunk(id="c", file="service.md", position=56, heading_path=("2.3.5 知识库对话", "请求参数"),
+                 text="参数名称 | 类型 | 必须 | 描述\n参数名称: query；类型: String；必须: 是；描述: 用户输入。\n"
+                      "参数名称: topk；类型: int；必须: 否；描述: 是否返回检索文档 default=5。", index_text="chat")
+    answer = ExtractiveAnswerer(embedder=None).answer("知识库对话接口的 topk 参数默认值是多少？",
+                                                      [Hit(prompts, 1.0), Hit(chat, 0.9)])
+    assert answer.text.startswith("参数名称：topk") and "default=5" in answer.text
+
+
 def test_a_how_to_question_is_answered_with_the_code_block(manual_hits: list[Hit]) -> None:
     answer = ExtractiveAnswerer(embedder=None).answer("如何一键式启动原生界面服务？",
                                                       hits_holding(manual_hits, "start.py"))

@@ -539,7 +539,15 @@ def structure_bonus(profile: QuestionProfile, candidate: SentenceCandidate) -> f
         bonus -= STRUCTURE_WEIGHTS["dangling"]   # introduces what this passage does not hold
     if candidate.kind == "row" and any(named_in(profile, name) for name in candidate.header[1:]):
         bonus += STRUCTURE_WEIGHTS["row"]        # the question names one of the table's columns ("默认值")
+    if candidate.kind == "row" and profile.tokens and row_key(candidate) in profile.tokens:
+        bonus += STRUCTURE_WEIGHTS["row_key"]    # the row is about what the question names ("topk 的默认值")
     return bonus
+
+
+def row_key(candidate: SentenceCandidate) -> str:
+    """What a table row is about: its first cell, as content characters ("参数名称: topk；…" -> "topk")."""
+    cells = row_cells(candidate.text, candidate.header)
+    return content_chars(cells[0][1]) if cells else ""
 
 
 def named_in(profile: QuestionProfile, name: str) -> bool:
@@ -603,7 +611,10 @@ def row_text(profile: QuestionProfile, candidate: SentenceCandidate, max_chars: 
 LEXICAL_WEIGHTS = (5.65, -0.95, 1.02, 2.02, 0.98, 1.88, 1.3, -0.64, 0.28, 2.12, 5.43, 1.89, -0.13, -1.29, 0.78, 0.0)
 DENSE_WEIGHTS = (4.03, -0.56, 0.42, 0.67, 0.43, 1.78, 1.17, -0.74, 1.07, 1.59, 2.65, 1.61, 0.2, 1.01, 0.81, 109.83)
 # Set by hand on the "tune" half of benchmarks/teco_qa.json (CMRC has no lists, code or tables).
-STRUCTURE_WEIGHTS = {"list": 6.0, "code": 6.0, "definition": 3.0, "token": 2.0, "dangling": 4.0, "row": 2.0}
+# "row_key" is set high on purpose: the row keyed by the name the question asks about is the answer, however
+# much another row's description shares with the question's other words (lexical scores reach ~15).
+STRUCTURE_WEIGHTS = {"list": 6.0, "code": 6.0, "definition": 3.0, "token": 2.0, "dangling": 4.0, "row": 2.0,
+                     "row_key": 12.0}
 
 
 _DEFAULTS = ExtractiveSettings()   # defaults live in the settings, once
