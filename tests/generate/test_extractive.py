@@ -288,6 +288,18 @@ def test_the_row_keyed_by_the_name_the_question_asks_about_wins_over_rows_sharin
     assert answer.text.startswith("参数名称：topk") and "default=5" in answer.text
 
 
+def test_a_file_tree_cut_from_its_fence_is_code_and_never_names_a_day_or_a_person() -> None:
+    tree = ("teco/\n├── interface/\n│   └── ops/causal_conv1d.cpp   # 接口实现\n├── kernel/causal_conv1d/\n"
+            "│   └── causal_conv1d.scpp   # kernel 实现\ntest/\n└── test_causal_conv1d.py")
+    assert {unit.kind for unit in passage_units(tree)} == {"code"}
+    hit = Hit(Chunk(id="t", file="causal_conv1d.md", text=tree, index_text=tree, position=20,
+                    heading_path=("tecoopsCausalConv1d 设计文档", "文件结构")), 1.0)
+    answerer = ExtractiveAnswerer(embedder=None)
+    assert answerer.answer("causal_conv1d 算子是在哪一天合入 Teco-Ops 仓库的？", [hit]).text == NO_ANSWER
+    assert answerer.answer("causal_conv1d 算子是由谁实现的？", [hit]).text == NO_ANSWER
+    assert "causal_conv1d.scpp" in answerer.answer("causal_conv1d 的 kernel 实现放在哪个目录？", [hit]).text
+
+
 def test_a_how_to_question_is_answered_with_the_code_block(manual_hits: list[Hit]) -> None:
     answer = ExtractiveAnswerer(embedder=None).answer("如何一键式启动原生界面服务？",
                                                       hits_holding(manual_hits, "start.py"))

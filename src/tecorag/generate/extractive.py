@@ -481,7 +481,9 @@ def subject_coverage(profile: QuestionProfile, context: str) -> float:
 def has_asked_type(asked_type: str, candidate: SentenceCandidate) -> bool:
     """Whether the unit (with what it carries) holds the kind of thing the question asks for."""
     if asked_type in ("person", "place", "date"):
-        return True          # no reliable surface cue (names, "北美洲至非洲", "始新世晚期"): the subject check decides
+        # No reliable surface cue (names, "北美洲至非洲", "始新世晚期"): the subject check decides. But a line of
+        # code or of a file tree never names a person, a place or a day.
+        return candidate.kind != "code"
     if asked_type == "command":
         return (candidate.kind == "code" and not candidate.comment) or candidate.carries_code \
             or "`" in candidate.text or COMMAND_START.search(f" {candidate.text}") is not None

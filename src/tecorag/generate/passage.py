@@ -26,6 +26,8 @@ FORWARD = re.compile(r"如下|以下")      # says outright that what it introdu
 NOTE_CHARS = 100
 CODE_COMMENT = re.compile(r"^\s*(?:#(?!include|define|if|endif|pragma|!)|//|--\s|;;)")
 CJK = re.compile(r"[\u4e00-\u9fff]")
+# A file-tree line: it starts with a box-drawing character (│ ├── └──) or is a lone directory name ("teco/").
+TREE_LINE = re.compile(r"^\s*(?:[\u2500-\u257f]|[\w.-]+/\s*$)")
 
 # Markdown inline syntax rendered to plain text. Inline code is cut out first and kept as written: the
 # emphasis rules must not eat the underscores of `__global__`.
@@ -176,6 +178,13 @@ def parse_blocks(text: str) -> list[Block]:
         if not line.strip() or LINK_COMMENT.match(line):
             if kind == "text":
                 flush()
+            continue
+        if TREE_LINE.match(line):
+            # A file tree or box drawing whose code fence is in another chunk: code, not prose.
+            if kind != "code":
+                flush()
+                kind = "code"
+            current.append(line.rstrip())
             continue
         line = BLOCKQUOTE.sub("", line)
         item = LIST_MARKER.match(line)

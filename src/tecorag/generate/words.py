@@ -27,9 +27,9 @@ STOP_WORDS = frozenset((
     "not", "of", "on", "one", "or", "that", "the", "then", "this", "to", "we", "which", "with", "you",
 ))
 
-# Python jieba's cut of a Latin run: letters and digits together (a decimal number and a trailing % kept whole),
-# every other character alone.
-_LATIN_PIECES = re.compile(r"[A-Za-z0-9]+(?:\.[0-9]+)*%?|[^A-Za-z0-9]")
+# Python jieba's cut of a Latin run: letters and digits together (one decimal part and a trailing % kept whole:
+# "1.4", "10%", but "1.0.0" as "1.0" "." "0"), every other character alone.
+_LATIN_PIECES = re.compile(r"[A-Za-z0-9]+(?:\.[0-9]+)?%?|[^A-Za-z0-9]")
 
 
 def load() -> None:
