@@ -7,7 +7,7 @@ table on import (0.6 s): most of a cold `tecorag ask`. Here:
 - words come from jieba-rs (`rjieba`, the same dictionary and algorithm, loaded in ~0.15 s; it is also the
   tokenizer Milvus's BM25 analyzer runs). jieba-rs keeps Latin runs such as "Teco-RAG" or "rt_spm_malloc" whole
   where Python jieba cuts them at punctuation; `cut` cuts them the same way, so the words are Python jieba's:
-  on the 3,312 questions of benchmarks/teco_qa.json and CMRC 2018 dev, one question differs ("可当" vs "可"+"当").
+  on the 3,338 questions of benchmarks/teco_qa.json and CMRC 2018 dev, one question differs ("可当" vs "可"+"当").
 - an IDF is looked up in jieba's own idf.txt, read as bytes (10 ms) and searched per word (~2 ms), instead of
   parsing the whole table into a dict.
 """

@@ -115,9 +115,9 @@ class MilvusStore:
         try:
             if self.embedded:
                 refuse_if_lite_file_held(self.uri)
-                # Start Milvus Lite's server (a fixed 0.5 s wait in milvus_lite) before pymilvus's 0.4 s of imports:
-                # a background open overlaps the wait with the caller's own imports. The client below finds the
-                # server running (or, if this start failed, its own start says why).
+                # Start Milvus Lite's server first (a fixed 0.5 s wait in milvus_lite; a background open spends it
+                # importing pymilvus in the caller's thread). The client below finds the server running (or, if
+                # this start failed, its own start says why).
                 _start_lite_server(self.uri)
             from pymilvus import MilvusClient
 
@@ -316,9 +316,10 @@ class MilvusStore:
         """The chunks at these (file, position) places, in one query; places with no chunk are left out."""
         if not places:
             return {}
+        unique = dict.fromkeys(places)
         condition = " or ".join(f"(file == {_string_literal(file)} and position == {int(position)})"
-                                for file, position in dict.fromkeys(places))
-        rows = self._client.query(collection, filter=condition, output_fields=OUTPUT_FIELDS, limit=len(places) * 4)
+                                for file, position in unique)
+        rows = self._client.query(collection, filter=condition, output_fields=OUTPUT_FIELDS, limit=len(unique))
         chunks = (_chunk_from_entity(row) for row in rows)
         return {(chunk.file, chunk.position): chunk for chunk in chunks}
 
