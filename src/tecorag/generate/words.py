@@ -8,14 +8,16 @@ table on import (0.6 s): most of a cold `tecorag ask`. Here:
   tokenizer Milvus's BM25 analyzer runs). jieba-rs keeps Latin runs such as "Teco-RAG" or "rt_spm_malloc" whole
   where Python jieba cuts them at punctuation; `cut` cuts them the same way, so the words are Python jieba's:
   on the 3,338 questions of benchmarks/teco_qa.json and CMRC 2018 dev, one question differs ("可当" vs "可"+"当").
-- an IDF is looked up in jieba's own idf.txt, read as bytes (10 ms) and searched per word (~2 ms), instead of
+- an IDF is looked up by bisection in a sorted copy of jieba's own idf.txt, read as bytes (10 ms), instead of
   parsing the whole table into a dict.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -51,20 +53,42 @@ def idf(word: str) -> float:
     """jieba's IDF of `word`; MEDIAN_IDF for a word its table does not hold."""
     if not word or any(char.isspace() for char in word):
         return MEDIAN_IDF
-    table = _idf_table()
-    key = b"\n" + word.encode("utf-8") + b" "
-    start = table.find(key)
-    if start < 0:
-        return MEDIAN_IDF
-    start += len(key)
-    return float(table[start:table.index(b"\n", start)])
+    table, key = _idf_table(), word.encode("utf-8")
+    low, high = 0, len(table)             # the line of `key`, if any, starts in [low, high); both are line starts
+    while low < high:
+        start = table.rfind(b"\n", 0, (low + high) // 2) + 1      # the line holding the middle byte
+        end = table.index(b"\n", start)
+        line_key, _, value = table[start:end].partition(b" ")
+        if line_key == key:
+            return float(value)
+        if key < line_key:
+            high = start
+        else:
+            low = end + 1
+    return MEDIAN_IDF
 
 
 @lru_cache(maxsize=1)
 def _idf_table() -> bytes:
-    """jieba's idf.txt ("word idf" lines), framed by newlines so that every entry reads "\\nword idf\\n"."""
+    """jieba's idf.txt ("word idf" lines) sorted by word, so that a word is found by bisection (~20 µs; a scan of
+    the 6 MB table took 2 ms per word). The sorted copy is made once per machine, like jieba's own cache, in the
+    temporary directory (0.3 s), then read in 10 ms."""
     spec = importlib.util.find_spec("jieba")     # finds the package without importing it (and its tables)
     if spec is None or not spec.submodule_search_locations:
         raise ImportError("jieba is missing: pip install 'jieba>=0.42,<0.43'")
-    path = Path(next(iter(spec.submodule_search_locations))) / "analyse" / "idf.txt"
-    return b"\n" + path.read_bytes().replace(b"\r\n", b"\n").rstrip(b"\n") + b"\n"
+    source = Path(next(iter(spec.submodule_search_locations))) / "analyse" / "idf.txt"
+    stat = source.stat()
+    cached = Path(tempfile.gettempdir()) / f"tecorag-jieba-idf-{stat.st_size}-{stat.st_mtime_ns}.txt"
+    try:
+        return cached.read_bytes()
+    except OSError:
+        pass
+    # Whole lines sort like their words: the space after a word sorts below every byte a word holds.
+    table = b"\n".join(sorted(line for line in source.read_bytes().splitlines() if line.strip())) + b"\n"
+    try:
+        partial = cached.with_name(f"{cached.name}.{os.getpid()}")
+        partial.write_bytes(table)
+        os.replace(partial, cached)
+    except OSError:
+        pass                                     # an unwritable temporary directory: sort again next time
+    return table
