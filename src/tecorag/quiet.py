@@ -23,7 +23,7 @@ def configure(verbose: bool = False) -> None:
         return
     for message in _SILENCED_WARNINGS:
         warnings.filterwarnings("ignore", message=message)
-    for name in ("jieba", "RapidOCR", "pymilvus", "milvus_lite", "httpx", "sentence_transformers"):
+    for name in ("RapidOCR", "pymilvus", "milvus_lite", "httpx", "sentence_transformers"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 

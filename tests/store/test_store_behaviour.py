@@ -187,13 +187,11 @@ def test_a_background_open_that_fails_raises_at_first_use_and_closes_quietly(tmp
 
 HOLD_LITE_FILE = """
 import sys, time
-from tecorag.store.milvus import MilvusStore, StoreQuery
-from tecorag.types import Chunk
+from tecorag.store.milvus import MilvusStore
 store = MilvusStore(sys.argv[1], 4)
 print("open", flush=True)
 time.sleep(120)
 """
-
 
 
 def test_second_process_on_an_embedded_store_is_told_who_holds_it(tmp_path: Path):

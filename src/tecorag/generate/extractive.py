@@ -125,7 +125,7 @@ class SentenceCandidate:
     carries: tuple[str, ...] = ()   # what it introduces (items, code lines, rows), shown after it
     carries_kind: str = ""     # "list" | "code" | "table"
     comment: bool = False      # a code comment line
-    header: tuple[str, ...] = ()    # a table row: the column names
+    header: tuple[str, ...] = ()    # a table row, or a unit carrying table rows: the column names
     dangling: bool = False     # introduces something ("如下：") that this passage does not hold
 
     @property
@@ -752,7 +752,7 @@ class ExtractiveAnswerer:
             if candidate.carries_kind == "table" and len(intro) + sum(len(row) + 1 for row in carried) \
                     > self.max_block_chars:
                 # Rows too long to show whole: what each row is about (its first cell) lists what is introduced.
-                carried = tuple(row.split("；", 1)[0].partition(": ")[2].strip() or row for row in carried)
+                carried = tuple(row_cells(row, candidate.header)[0][1] or row for row in carried)
             return carried_text(intro, carried, self.max_block_chars)
         if candidate.kind == "code":
             return carried_text("", self._code_lines(candidates, chosen), self.max_block_chars).strip()

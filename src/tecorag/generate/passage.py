@@ -94,7 +94,7 @@ class Unit:
     carries: tuple[str, ...] = ()   # what it introduces: following items, code lines or table rows
     carries_kind: str = ""          # the kind of block it introduces: "list", "code" or "table"
     comment: bool = False           # a code comment line
-    header: tuple[str, ...] = ()    # a table row: the column names
+    header: tuple[str, ...] = ()    # a table row, or a unit carrying table rows: the column names
 
 
 def table_header(text: str) -> tuple[str, ...] | None:
@@ -221,10 +221,12 @@ def passage_units(text: str) -> list[Unit]:
     blocks = parse_blocks(text)
     units: list[Unit] = []
     for number, block in enumerate(blocks):
-        carried_kind, carried = _carried(_following(blocks, number))
+        following = _following(blocks, number)
+        carried_kind, carried = _carried(following)
+        carried_header = _column_names(following) if carried_kind == "table" else ()
         if block.kind == "table":
-            header = tuple(name.strip() for name in block.lines[0].split(" | "))
-            units.extend(Unit("row", render_markdown(row), number, header=header) for row in block.lines[1:])
+            units.extend(Unit("row", render_markdown(row), number, header=_column_names(block))
+                         for row in block.lines[1:])
         elif block.kind == "code":
             for position, line in enumerate(block.lines):
                 if CODE_COMMENT.match(line):
@@ -245,15 +247,27 @@ def passage_units(text: str) -> list[Unit]:
                 carries = carried if rendered.strip().endswith((":", "：")) or (last and _introduces(rendered)) \
                     else ()
                 units.append(Unit("item", rendered, number, carries=carries,
-                                  carries_kind=carried_kind if carries else ""))
+                                  carries_kind=carried_kind if carries else "",
+                                  header=carried_header if carries else ()))
         else:
             sentences = answer_sentences(render_markdown("\n".join(block.lines)))
             for position, sentence in enumerate(sentences):
                 last = position == len(sentences) - 1
                 carries = carried if last and _introduces(sentence) else ()
                 units.append(Unit("sentence", sentence, number, carries=carries,
-                                  carries_kind=carried_kind if carries else ""))
+                                  carries_kind=carried_kind if carries else "",
+                                  header=carried_header if carries else ()))
     return units
+
+
+def _column_names(table: Block) -> tuple[str, ...]:
+    return tuple(name.strip() for name in table.lines[0].split(" | "))
+
+
+def introduces_next(text: str) -> bool:
+    """Whether the last line of `text` says that something follows it: it ends in a colon or says 如下/以下."""
+    lines = text.strip().splitlines()
+    return bool(lines) and (lines[-1].endswith((":", "：")) or FORWARD.search(lines[-1]) is not None)
 
 
 def _following(blocks: list[Block], number: int) -> Block | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -10,6 +9,7 @@ import numpy as np
 
 from ..config import RetrievalSettings
 from ..embed.base import Embedder
+from ..generate.passage import introduces_next
 from ..normalize import normalize_text
 from ..store.milvus import MilvusStore, StoreQuery
 from ..types import Hit
@@ -62,9 +62,9 @@ class HybridRetriever:
         following = self.store.chunks_at(collection, places)
         continued = []
         for hit in hits:
+            # Only introducing hits asked for the place after them: a hit found here is one of them.
             after = following.get((hit.chunk.file, hit.chunk.position + 1))
-            if after is not None and after.heading_path[:len(hit.chunk.heading_path)] == hit.chunk.heading_path \
-                    and introduces_next(hit.chunk.text):
+            if after is not None and after.heading_path[:len(hit.chunk.heading_path)] == hit.chunk.heading_path:
                 hit = Hit(chunk=replace(hit.chunk, text=f"{hit.chunk.text}\n\n{after.text}"), score=hit.score)
             continued.append(hit)
         return continued
@@ -75,15 +75,6 @@ class HybridRetriever:
         request = StoreQuery(question=normalize_text(question), vector=vector, mode=mode, fusion=s.fusion,
                              rrf_k=s.rrf_k, dense_weight=s.dense_weight, limit=s.candidates)
         return fold_into_parents(self.store.search(collection, request))
-
-
-# The last line of a passage says that something follows: it ends in a colon, or says 如下/以下 ("as follows").
-_INTRODUCES_NEXT = re.compile(r"(?:[:：]\s*$|如下|以下)")
-
-
-def introduces_next(text: str) -> bool:
-    lines = text.strip().splitlines()
-    return bool(lines) and _INTRODUCES_NEXT.search(lines[-1]) is not None
 
 
 def fold_into_parents(hits: Sequence[Hit]) -> list[Hit]:

@@ -94,7 +94,7 @@ class MilvusStore:
         self._capabilities: ServerCapabilities | None = None
         self._hybrid_collections: dict[str, bool] = {}
         self._opened: Future = Future()
-        self._warming: threading.Thread | None = None
+        self._warming: list[threading.Thread] = []
         token = f"{user}:{password}" if user and password else ""
         if background:
             threading.Thread(target=self._open, args=(token,), name="milvus-open", daemon=True).start()
@@ -145,8 +145,9 @@ class MilvusStore:
             except Exception as exc:  # noqa: BLE001 - the real search reports it
                 log.debug("warming %s failed: %s", collection, exc)
 
-        self._warming = threading.Thread(target=load, name="milvus-warm", daemon=True)
-        self._warming.start()
+        thread = threading.Thread(target=load, name="milvus-warm", daemon=True)
+        self._warming.append(thread)
+        thread.start()
 
     @property
     def _client(self):
@@ -370,8 +371,8 @@ class MilvusStore:
         (only one process may open a Milvus Lite file, so a CLI run must be able to follow a closed RAG)."""
         if self._opened.exception() is not None:
             return                          # never opened: its error was raised where the store was used
-        if self._warming is not None:
-            self._warming.join()
+        for thread in self._warming:
+            thread.join()
         self._client.close()
         if self.embedded:
             from milvus_lite.server_manager import server_manager_instance
