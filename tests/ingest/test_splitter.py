@@ -47,6 +47,20 @@ def no_space(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
 
+FENCE_LINE = re.compile(r"^\s*(?:```|~~~)")
+
+
+def without_fences(text: str) -> str:
+    """The text without code-fence lines: the splitter closes and reopens a code block it cuts."""
+    return "\n".join(line for line in text.split("\n") if not FENCE_LINE.match(line))
+
+
+def repaired_fence_chars(text: str) -> int:
+    """Characters a chunk may hold beyond the chunk size: a fence line reopening or closing a cut code block."""
+    lines = text.split("\n")
+    return sum(len(line) + 1 for line in {0: lines[0], -1: lines[-1]}.values() if FENCE_LINE.match(line))
+
+
 def key(item: Section | Chunk) -> tuple:
     return (item.source if isinstance(item, Section) else item.file), item.page, item.heading_path
 
@@ -59,15 +73,15 @@ def splitter(chunk_size: int = 400, chunk_overlap: int = 50, **more) -> ChineseT
 
 
 def title_of(chunk: Chunk) -> str:
-    return " > ".join(chunk.heading_path) if chunk.heading_path else Path(chunk.file).stem
+    return " > ".join((Path(chunk.file).stem.replace("_", " ").strip(), *chunk.heading_path))
 
 
 def assert_chunks_cover(text: str, chunks: list[Chunk]) -> None:
     """Every chunk is a piece of `text`, they come in order, and together they leave no gap (whitespace aside)."""
-    whole = no_space(text)
+    whole = no_space(without_fences(text))
     start, reach = 0, 0
     for chunk in chunks:
-        piece = no_space(chunk.text)
+        piece = no_space(without_fences(chunk.text))
         assert piece, "empty chunk"
         # The latest occurrence that starts no later than what is covered so far: repeated substrings in
         # random text cannot make a correct split fail this check.
@@ -297,14 +311,27 @@ def test_overlap_repeats_trailing_sentences_but_not_a_longer_one() -> None:
         "第一句话。第二句话。", "第二句话。第三句话。", "第三句话。第四句话。"]
 
 
-def test_title_comes_from_the_heading_path_else_the_file_name() -> None:
+def test_title_is_the_file_name_then_the_heading_path() -> None:
     sections = [Section("吕布是最强的武将。", "战国无双3.txt"),
                 Section("安装步骤如下。", "guide.md", heading_path=("部署", "安装"))]
     on = splitter().split(sections)
-    assert [chunk.index_text for chunk in on] == ["战国无双3\n吕布是最强的武将。", "部署 > 安装\n安装步骤如下。"]
+    assert [chunk.index_text for chunk in on] == ["战国无双3\n吕布是最强的武将。", "guide > 部署 > 安装\n安装步骤如下。"]
     off = splitter(zh_title_enhance=False).split(sections)
     assert [chunk.index_text for chunk in off] == ["吕布是最强的武将。", "安装步骤如下。"]
     assert on[0].id != off[0].id
+
+
+def test_a_code_block_cut_between_chunks_is_closed_and_reopened_with_its_language() -> None:
+    code = "\n".join(f"print({i})  # 第{i}行" for i in range(12))
+    text = f"说明如下：\n\n```python\n{code}\n```\n\n结束了。\n\n```bash\nls\n```"
+    chunks = [chunk.text for chunk in splitter(100, 0).split([Section(text, "a.md")])]
+    assert len(chunks) == 3
+    assert chunks[0].startswith("说明如下：\n\n```python\nprint(0)") and chunks[0].endswith("\n```")
+    assert chunks[1].startswith("```python\nprint(5)") and chunks[1].endswith("\n```")
+    assert chunks[2] == "```python\nprint(11)  # 第11行\n```\n\n结束了。\n\n```bash\nls\n```"
+    # A chunk that would start with the block's closing fence does not reopen it.
+    closing = [chunk.text for chunk in splitter(60, 0).split([Section("```sh\n" + "a" * 50 + "\n```\n" + "说明。" * 12, "b.md")])]
+    assert closing[0] == "```sh\n" + "a" * 50 + "\n```" and all(not c.startswith("```sh\n```") for c in closing)
 
 
 def test_whitespace_only_sections_give_no_chunks() -> None:
@@ -366,15 +393,15 @@ def test_real_markdown_document_with_tables() -> None:
             assert all(chunk.text.split("\n")[:2] == lines[:2] for chunk in unit_chunks)
             assert [row for c in unit_chunks for row in c.text.split("\n")[2:]] == [r.rstrip() for r in lines[2:]]
         else:
-            assert all(len(chunk.text) <= 400 for chunk in unit_chunks)
+            assert all(len(chunk.text) <= 400 + repaired_fence_chars(chunk.text) for chunk in unit_chunks)
             assert_chunks_cover("\n".join(section.text for section in unit), unit_chunks)
 
     host = [chunk for chunk in chunks if "APP_VECTOR_STORE_HOST" in chunk.text]
     assert len(host) == 1 and host[0].heading_path == ("参数说明", "1 vector_store")
-    assert host[0].index_text.startswith("参数说明 > 1 vector_store\n| 参数名称 |")
+    assert host[0].index_text.startswith("teco-rag docs configuration > 参数说明 > 1 vector_store\n| 参数名称 |")
     small_to_big = [chunk for chunk in chunks if chunk.heading_path[-1:] == ("small-to-big",)]
-    assert small_to_big and all(c.index_text.startswith("参数说明 > 3 text_splitter > MultiVector优化 > small-to-big\n")
-                                for c in small_to_big)
+    title = "teco-rag docs configuration > 参数说明 > 3 text_splitter > MultiVector优化 > small-to-big\n"
+    assert small_to_big and all(c.index_text.startswith(title) for c in small_to_big)
 
 
 def test_real_document_small_to_big() -> None:
@@ -384,6 +411,7 @@ def test_real_document_small_to_big() -> None:
     children = splitter(400, 50, smaller_chunk_size=100).split([section])
     assert_chunks_cover(text, parents)
     assert len(children) > len(parents) > 5
-    assert all(len(child.piece) <= 100 and child.index_text.startswith("teco-ops__doc_QA\n") for child in children)
+    assert all(len(child.piece) <= 100 + repaired_fence_chars(child.piece) for child in children)
+    assert all(child.index_text.startswith("teco-ops doc QA\n") for child in children)
     question = next(c for c in children if "prototxt 最主要的两个部分" in c.piece)
     assert "prototxt 最主要的两个部分" in question.text and len(question.text) > len(question.piece)

@@ -6,8 +6,12 @@ are packed greedily into chunks of at most `chunk_size` characters; consecutive 
 trailing whole sentences of the earlier one (at most `chunk_overlap` characters). Table sections are
 cut between rows, and every table chunk starts with the header row.
 
-The one case where a chunk is longer than `chunk_size`: a table chunk holding the header and a single
-row that together do not fit (a row is never split).
+A chunk cut inside a fenced code block closes it, and the next one reopens it with the same fence line
+("```python"), so that each chunk says which of its lines are code. Every chunk's title (what is indexed
+with it) is the file's name followed by its heading path.
+
+Where a chunk is longer than `chunk_size`: a table chunk holding the header and a single row that together do
+not fit (a row is never split), and a chunk with a repaired fence line at either end.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from ..config import TextSplitterSettings
 from ..errors import ConfigError
 from ..normalize import normalize_text
 from ..types import Chunk, Section
+from .loaders.text import fence_after, opening_marker
 
 _CLOSERS = re.escape("”’\"'」』）)】]》〉")
 # A sentence ends at Chinese end punctuation, or at ASCII . ! ? ; followed by whitespace or the end
@@ -35,6 +40,7 @@ _PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
 _CLAUSE_END = re.compile(r"(?:[，、]|,(?!\d))\s*")   # 1,000 is a number, not two clauses
 _TRAILING_SPACES = re.compile(r"[^\S\n]+\n")
 _BLANK_LINES = re.compile(r"\n{3,}")
+_NAME_SEPARATORS = re.compile(r"[_\s]+")
 _TABLE_RULE = re.compile(r"^[\s|:+\-]*-[\s|:+\-]*$")
 
 
@@ -76,6 +82,7 @@ class _Piece:
     text: str
     paragraph: int
     whole_sentence: bool
+    fence: str = ""        # the opening line of the fenced code block this piece is in ("```python"), or ""
 
 
 def _text_len(pieces: Sequence[_Piece]) -> int:
@@ -106,7 +113,35 @@ def _pieces(text: str, size: int) -> list[_Piece]:
             for clause in _split_after(sentence, _CLAUSE_END):
                 pieces.extend(_Piece(part, paragraph_index, whole_sentence=False)
                               for part in _hard_cut(clause, size))
-    return [piece for piece in pieces if piece.text.strip()]
+    fenced, fence = [], ""
+    for piece in pieces:
+        if piece.text.strip():
+            fenced.append(dataclasses.replace(piece, fence=fence) if fence else piece)
+        for line in piece.text.splitlines():
+            fence = fence_after(fence, line)
+    return fenced
+
+
+def _fenced_text(chunk: Sequence[_Piece]) -> str:
+    """A chunk's text with the code fences it cuts repaired: a chunk that starts inside a code block opens it
+    again ("```python"), one that ends inside closes it, so every chunk says which of its lines are code."""
+    lines = "".join(piece.text for piece in chunk).strip().split("\n")
+    opened = chunk[0].fence
+    if opened and not fence_after(opened, lines[0]):
+        lines, opened = lines[1:], ""            # starts with the block's closing fence: nothing to reopen
+    fence = opened
+    for line in lines:
+        fence = fence_after(fence, line)
+    if fence and lines and fence_after("", lines[-1]) == fence:
+        lines, fence = lines[:-1], ""            # ends with an opening fence: the block is all in the next chunk
+    text = "\n".join(lines).strip()
+    if not text:
+        return ""
+    if opened:
+        text = f"{opened}\n{text}"
+    if fence:
+        text = f"{text}\n{opening_marker(fence)}"
+    return text
 
 
 def _overlap_tail(chunk: list[_Piece], overlap: int) -> list[_Piece]:
@@ -152,7 +187,7 @@ def _pack(pieces: list[_Piece], size: int, overlap: int) -> list[list[_Piece]]:
 
 def _text_chunks(text: str, size: int, overlap: int) -> list[str]:
     packed = _pack(_pieces(text, size), size, overlap)
-    return [joined for joined in ("".join(p.text for p in chunk).strip() for chunk in packed) if joined]
+    return [joined for joined in (_fenced_text(chunk) for chunk in packed) if joined]
 
 
 def _table_chunks(text: str, size: int) -> list[str]:
@@ -186,6 +221,11 @@ def _merge_neighbours(sections: Sequence[Section]) -> list[Section]:
         else:
             merged.append(dataclasses.replace(section, text=text))
     return merged
+
+
+def document_name(source: str) -> str:
+    """A file name as words for the title: "teco-rag__docs_deployment.md" -> "teco-rag docs deployment"."""
+    return " ".join(_NAME_SEPARATORS.split(PurePath(source).stem)).strip()
 
 
 def _chunk_id(source: str, position: int, index_text: str) -> str:
@@ -242,9 +282,9 @@ class ChineseTextSplitter:
     def _title(self, section: Section) -> str:
         if not self._settings.zh_title_enhance:
             return ""
-        if section.heading_path:
-            return " > ".join(section.heading_path)
-        return PurePath(section.source).stem
+        # The document's name leads: "部署指南 > 环境要求" alone does not say which product it deploys, and
+        # many documents share headings ("支持的操作系统" in every example's README).
+        return " > ".join((document_name(section.source), *section.heading_path))
 
     @staticmethod
     def _cut(section: Section, size: int, overlap: int) -> list[str]:

@@ -23,6 +23,26 @@ _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _TABLE_DELIMITER = re.compile(r"^ {0,3}\|?[ \t]*:?-+:?[ \t]*(\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$")
 
 
+def fence_after(open_fence: str, line: str) -> str:
+    """The fenced code block open after `line`, given the one open before it ("" for none): the opening
+    fence line itself ("```python"), so that a piece of the block cut out elsewhere can be fenced alike."""
+    fence = _FENCE.match(line)
+    if not fence:
+        return open_fence
+    if not open_fence:
+        return line.strip()
+    marker = fence.group(1)
+    closes = marker[0] == open_fence[0] and len(marker) >= len(opening_marker(open_fence)) \
+        and not line.strip()[len(marker):].strip()
+    return "" if closes else open_fence
+
+
+def opening_marker(open_fence: str) -> str:
+    """The backticks or tildes of an opening fence line: what closes the block ("```python" -> "```")."""
+    fence = _FENCE.match(open_fence)
+    return fence.group(1) if fence else "```"
+
+
 def load_markdown(filename: str, data: bytes) -> list[Section]:
     """Sections split at ATX headings (`#` .. `######`) with their heading path; pipe tables become
     table sections. Lines inside fenced code blocks are text, never headings or tables; the fence lines
@@ -33,16 +53,8 @@ def load_markdown(filename: str, data: bytes) -> list[Section]:
     index = 0
     while index < len(lines):
         line = lines[index]
-        fence = _FENCE.match(line)
-        if open_fence:
-            if fence and fence.group(1)[0] == open_fence[0] and len(fence.group(1)) >= len(open_fence) \
-                    and not line.strip()[len(fence.group(1)):].strip():
-                open_fence = ""
-            outline.add_text(line)
-            index += 1
-            continue
-        if fence:
-            open_fence = fence.group(1)
+        if open_fence or _FENCE.match(line):
+            open_fence = fence_after(open_fence, line)
             outline.add_text(line)
             index += 1
             continue
