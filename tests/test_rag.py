@@ -10,6 +10,7 @@ from standins.hash_embedder import HashEmbedder
 from tecorag.embed.cache import CachedEmbedder
 from tecorag.ingest.pipeline import SourceDocument
 from tecorag.rag import RAG
+from tecorag.retrieve.rerank import CoverageReranker
 from tecorag.store.catalog import Catalog
 from tecorag.types import FileStatus
 
@@ -42,7 +43,8 @@ def test_parts_passed_in_are_used(tmp_path):
 
 def test_missing_parts_come_from_settings_once(tmp_path):
     with RAG(make_settings(tmp_path / "home"), embedder=HashEmbedder()) as rag:
-        assert rag.reranker is None and rag.llm_client is None        # engine `none`, reranker `none`
+        assert isinstance(rag.reranker, CoverageReranker) and rag.llm_client is None   # the defaults
+        assert rag.reranker is rag.retriever.reranker is rag.reranker
         assert rag.retriever is rag.retriever and rag.store is rag.retriever.store
         assert rag.generator is rag.extractive
 

@@ -110,7 +110,7 @@ class EmbeddingsSettings(_Section):
 
 
 class RerankerSettings(_Section):
-    type: str = "none"                         # none | cross-encoder (retrieve/rerank.py)
+    type: str = "coverage"                     # coverage | none | cross-encoder (retrieve/rerank.py)
     model_name_or_path: str | None = None
     top_n: int = Field(20, ge=1, le=1000)      # how many fused hits the reranker rescores
 

@@ -68,4 +68,4 @@ def test_cross_encoder_reranker_orders_by_its_own_scores(tmp_path: Path):
 
     expected = CrossEncoder(str(path)).predict([("如何创建stream", text) for text in texts[:3]])
     assert sorted(float(s) for s in expected) == pytest.approx(sorted(hit.score for hit in head), rel=1e-4)
-    assert build_reranker(RerankerSettings()) is None
+    assert build_reranker(RerankerSettings(type="none")) is None
