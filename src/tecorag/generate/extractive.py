@@ -39,7 +39,7 @@ from ..normalize import normalize_text
 from ..types import NO_ANSWER, Chunk, Hit, Message
 from . import words as jieba_words
 from .base import GenerationStream
-from .passage import FORWARD, passage_units, render_markdown, row_cells
+from .passage import FORWARD, TREE_LINE, passage_units, render_markdown, row_cells
 
 CLAUSE_END = re.compile(r"[，,、：:。！？!?；;]")
 NOT_CONTENT = re.compile(r"[\s\W_]", re.UNICODE)
@@ -66,9 +66,10 @@ PLACE_CUE = re.compile(r"[省市县区州国镇村岛山河湖江海湾港城]|�
 # What a question asks for, for the answer-type check; tried in this order ("端口是多少" asks for a port).
 ASKED_TYPES = (
     ("port", re.compile(r"端口|\bport\b", re.IGNORECASE)),
-    ("version", re.compile(r"版本号|(?:哪个|哪一|什么|最低|最新|最高|当前)版本|版本(?:是|为|要求)")),
+    ("version", re.compile(r"版本号|(?:哪个|哪一|什么|最低|最新|最高|当前)(?:[^，,。？?\s]{0,2}|\s*[A-Za-z0-9.+-]+\s*)版本|版本(?:是|为|要求)")),
     ("date", re.compile(r"哪一?年|何年|哪一天|何时|什么时候|几月|几号|日期|年份|哪[一个]?(?:时期|时代|朝代|年代)")),
-    ("path", re.compile(r"路径|目录|网址|链接|\burl\b|(?:访问|ip|服务|请求|接口)地址", re.IGNORECASE)),
+    ("path", re.compile(r"路径|目录|文件夹")),
+    ("url", re.compile(r"网址|链接|\burl\b|(?:访问|ip|服务|请求|接口|哪个|什么)地址", re.IGNORECASE)),
     ("command", re.compile(r"命令|指令")),
     ("person", re.compile(r"谁|哪位|何人")),
     ("place", re.compile(r"哪里|哪儿|何处|何地|哪个(?:国家|城市|省|地区)|哪国|哪座|位于|在哪")),
@@ -78,18 +79,22 @@ ASKED_TYPES = (
 # Broader than NUMBER_CUE (a fitted scoring feature, kept as it was fitted): refusing "每晚不超过五百元" because
 # 元 is not a listed measure word would be a false refusal, and a false refusal costs more than a weak answer.
 NUMBER_IN_TEXT = re.compile(r"\d|[零〇二两三四五六七八九十百千万亿]|一[个位名种次人只座条项部家所米倍岁年元块天日周月时秒页台张本篇章节层级成]")
+WEB_ADDRESS = re.compile(r"(?:https?|ftp)://\S+|www\.\S+|\d+\.\d+\.\d+\.\d+(?::\d+)?")
 # What a candidate of each kind holds; a command is checked on the unit itself (see has_asked_type).
 TYPE_CUES = {
     "port": re.compile(r"(?<![\d.])\d{2,5}(?![\d.])"),
     "version": re.compile(r"\d+\.\d+|\b[vV]\d"),
     "date": TIME_CUE,
-    "path": re.compile(r"[/\\][\w<>.${}-]+|https?://|\w\.[A-Za-z]{1,5}\b|\d+\.\d+\.\d+\.\d+"),
+    # A directory or file path: a slash next to a name ("api/tecoops", "/usr/local", "~/.cache"); web addresses
+    # are taken out first (has_asked_type) and a bare file name ("libsdaart.so") says no directory.
+    "path": re.compile(r"[\w.~<>${}-][/\\][\w<>.${}-]|(?<![\w.])[/\\][\w<>.${}-]"),
+    "url": WEB_ADDRESS,
     "place": PLACE_CUE,
     "number": NUMBER_IN_TEXT,
 }
 # Types whose cue is reliable enough to choose by: only units holding one may answer. For the others (a place,
 # a person, a number written "八成") the cue only decides whether to answer at all.
-MASKED_TYPES = frozenset({"port", "version", "path", "command"})
+MASKED_TYPES = frozenset({"port", "version", "path", "url", "command"})
 WEAK_TYPE_COVERAGE_SLACK = 0.1
 SCRIPT_RUN = re.compile(r"[a-z0-9]+|[^\sa-z0-9]+")
 ASCII_TOKEN = re.compile(r"[a-z0-9]+")
@@ -97,7 +102,7 @@ DEFINITION_VERB = re.compile(r"(?:则|就|即|也|乃)?(?:是|指|即|为)")
 COMMAND_START = re.compile(r"(?:^|\s)(?:\$\s*)?(?:python3?|pip3?|bash|sh|cd|export|git|conda|docker|make|cmake|source"
                            r"|sudo|apt(?:-get)?|yum|curl|wget|\./[\w.-]+)\s")
 # Words that name the asked type rather than the question's subject: they are not required in the passage.
-TYPE_WORDS = frozenset({"端口", "端口号", "版本", "版本号", "命令", "指令", "路径", "目录", "地址", "网址", "链接",
+TYPE_WORDS = frozenset({"端口", "端口号", "版本", "版本号", "命令", "指令", "路径", "目录", "文件夹", "地址", "网址", "链接",
                         "多少", "数量", "日期", "时间", "年份", "哪一年", "哪年", "几个", "多大", "多长", "多久"})
 WANTS_LIST = re.compile(r"哪些|哪几|有什么|包括什么|包含什么|步骤|列举|几种|几类|流程")
 WANTS_HOWTO = re.compile(r"如何|怎么|怎样|命令|指令|用什么|执行|运行|启动|安装|编译|构建|导入")
@@ -127,10 +132,19 @@ class SentenceCandidate:
     comment: bool = False      # a code comment line
     header: tuple[str, ...] = ()    # a table row, or a unit carrying table rows: the column names
     dangling: bool = False     # introduces something ("如下：") that this passage does not hold
+    introduced: bool = False   # a code line that a unit of its passage carries ("执行以下命令，拉取仓库：")
 
     @property
     def carries_code(self) -> bool:
         return self.carries_kind == "code"
+
+    @property
+    def is_command(self) -> bool:
+        """A line of code that could be run, or a unit carrying such lines: not a comment, not a file tree
+        ("├── DMA  # 示例文件夹" lists folders; it answers no "如何运行")."""
+        if self.kind == "code":
+            return not self.comment and not TREE_LINE.match(self.text)
+        return self.carries_code and not all(TREE_LINE.match(line) for line in self.carries if line.strip())
 
 
 def content_chars(text: str) -> str:
@@ -161,12 +175,15 @@ def chunk_candidates(hit_index: int, chunk: Chunk) -> list[SentenceCandidate]:
     title = normalize_text(chunk_title(chunk))
     candidates = []
     units = [unit for unit in passage_units(normalize_text(chunk.text)) if content_chars(unit.text)]
+    carried_code = {line.strip() for unit in units if unit.carries_kind == "code" for line in unit.carries}
     for position, unit in enumerate(units):
         text = unit.text.rstrip()
         dangling = not unit.carries and unit.kind != "code" and (
             text.endswith((":", "：")) or (position == len(units) - 1 and FORWARD.search(text) is not None))
+        introduced = unit.kind == "code" and unit.text.strip() in carried_code
         candidates.append(SentenceCandidate(hit_index, len(candidates), unit.text, title, unit.kind, unit.block,
-                                            unit.carries, unit.carries_kind, unit.comment, unit.header, dangling))
+                                            unit.carries, unit.carries_kind, unit.comment, unit.header, dangling,
+                                            introduced))
     return candidates
 
 
@@ -238,11 +255,19 @@ class QuestionProfile:
 
     @cached_property
     def asked_type(self) -> str | None:
-        """The kind of thing the question asks for, for the answer-type check; None for anything else."""
-        for name, pattern in ASKED_TYPES:
-            if pattern.search(self.text):
-                return name
-        return None
+        """The kind of thing the question asks for, for the answer-type check; None for anything else. Where
+        several kinds are named, the one next to the question word: "在项目根目录下，用什么命令构建" asks for a
+        command, "在哪个目录下执行该命令" for a directory. A number ("多少") only when nothing else is named."""
+        found = [(name, match.span()) for name, pattern in ASKED_TYPES if (match := pattern.search(self.text))]
+        named = [item for item in found if item[0] != "number"] or found
+        if len(named) < 2:
+            return named[0][0] if named else None
+        asked = next(((start, start + len(word)) for word in QUESTION_WORDS
+                      if (start := self.text.find(word)) >= 0), None)
+        if asked is None:
+            return named[0][0]
+        # min keeps the first of equals, so ASKED_TYPES' order still breaks ties.
+        return min(named, key=lambda item: max(0, item[1][0] - asked[1], asked[0] - item[1][1]))[0]
 
     @cached_property
     def subject_words(self) -> tuple[tuple[str, float], ...]:
@@ -483,11 +508,13 @@ def has_asked_type(asked_type: str, candidate: SentenceCandidate) -> bool:
     if asked_type in ("person", "place", "date"):
         # No reliable surface cue (names, "北美洲至非洲", "始新世晚期"): the subject check decides. But a line of
         # code or of a file tree never names a person, a place or a day.
-        return candidate.kind != "code"
+        return candidate.kind != "code" and not candidate.carries_code
     if asked_type == "command":
-        return (candidate.kind == "code" and not candidate.comment) or candidate.carries_code \
+        return candidate.is_command \
             or "`" in candidate.text or COMMAND_START.search(f" {candidate.text}") is not None
     text = " ".join((candidate.text, *candidate.carries))
+    if asked_type == "path":
+        text = WEB_ADDRESS.sub(" ", text)
     return TYPE_CUES[asked_type].search(text) is not None
 
 
@@ -521,7 +548,9 @@ def structure_bonus(profile: QuestionProfile, candidate: SentenceCandidate) -> f
     bonus = 0.0
     if profile.wants_list and candidate.carries and not candidate.carries_code:
         bonus += STRUCTURE_WEIGHTS["list"]
-    if profile.wants_code and (candidate.carries_code or (candidate.kind == "code" and not candidate.comment)):
+    # A code line that a sentence or comment introduces is preferred through that introduction, which says what
+    # the code does ("执行以下命令，拉取仓库：" carries "git clone …"); a line on its own speaks for itself.
+    if profile.wants_code and candidate.is_command and not candidate.introduced:
         bonus += STRUCTURE_WEIGHTS["code"]
     term = profile.defined_term
     if term and candidate.kind in ("sentence", "item"):
@@ -529,8 +558,8 @@ def structure_bonus(profile: QuestionProfile, candidate: SentenceCandidate) -> f
         position = text.find(term)
         if position >= 0 and DEFINITION_VERB.match(text[position + len(term):]):
             bonus += STRUCTURE_WEIGHTS["definition"]
-    if candidate.kind == "code" and not profile.wants_code:
-        bonus -= STRUCTURE_WEIGHTS["code"]
+    if candidate.kind == "code" and (not profile.wants_code or TREE_LINE.match(candidate.text)):
+        bonus -= STRUCTURE_WEIGHTS["code"]     # code nobody asked for, or a file tree asked for a command
     # Identifiers and numbers of the question ("topk", "404") found verbatim in a row, item or code line (in
     # prose, the name of the subject and a year of the question are in many sentences, answering or not).
     identifiers = profile.tokens if candidate.kind != "sentence" else ()
