@@ -342,6 +342,16 @@ def test_a_file_tree_is_no_command_and_a_sentence_carrying_one_names_no_person()
     assert answerer.answer("DMA 数据搬运示例是由哪位开发者编写的？", [passage]).text == NO_ANSWER
 
 
+def test_a_day_is_answered_only_from_passages_that_write_one() -> None:
+    answerer = ExtractiveAnswerer(embedder=None)
+    about = hit("causal_conv1d 算子合入 Teco-Ops 仓库前，需要通过精度和性能测试，并由评审人批准。", file="算子.md")
+    assert answerer.answer("causal_conv1d 算子是在哪一天合入 Teco-Ops 仓库的？", [about]).text == NO_ANSWER
+    dated = hit("causal_conv1d 算子于2024年5月20日合入 Teco-Ops 仓库，合入前通过了精度测试。", file="算子.md")
+    assert "2024年5月20日" in answerer.answer("causal_conv1d 算子是在哪一天合入 Teco-Ops 仓库的？", [dated]).text
+    tower = hit("惜字塔依史料所载始建于宋代，到元明清时已经相当普及。", file="惜字塔.md")
+    assert "宋代" in answerer.answer("惜字塔依史料所载始建于哪个朝代？", [tower]).text
+
+
 def test_a_how_to_question_is_answered_with_the_code_block(manual_hits: list[Hit]) -> None:
     answer = ExtractiveAnswerer(embedder=None).answer("如何一键式启动原生界面服务？",
                                                       hits_holding(manual_hits, "start.py"))

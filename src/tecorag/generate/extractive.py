@@ -79,12 +79,18 @@ ASKED_TYPES = (
 # Broader than NUMBER_CUE (a fitted scoring feature, kept as it was fitted): refusing "每晚不超过五百元" because
 # 元 is not a listed measure word would be a false refusal, and a false refusal costs more than a weak answer.
 NUMBER_IN_TEXT = re.compile(r"\d|[零〇二两三四五六七八九十百千万亿]|一[个位名种次人只座条项部家所米倍岁年元块天日周月时秒页台张本篇章节层级成]")
+# A point in time written as one, for the refusal check: a year, month, day, century, era, dynasty ("宋代"), season,
+# clock time ("5时30分"). Stricter than TIME_CUE (a fitted scoring feature, kept as it was fitted), whose
+# "之后", "以前", "当时" are in passages about anything.
+DATE_IN_TEXT = re.compile(r"\d{1,4}\s*年|\d{1,2}\s*月|\d{1,2}\s*[日号]|[〇零一二三四五六七八九十百]+年|世纪|年代|时期|朝"
+                          r"|[初末中晚早前后]期|[宋唐元明清汉晋隋秦周商夏]代|[春夏秋冬]季|\d{1,2}\s*[时点]"
+                          r"|\d{1,2}:\d{2}|(?<!\d)\d{4}(?!\d)")
 WEB_ADDRESS = re.compile(r"(?:https?|ftp)://\S+|www\.\S+|\d+\.\d+\.\d+\.\d+(?::\d+)?")
 # What a candidate of each kind holds; a command is checked on the unit itself (see has_asked_type).
 TYPE_CUES = {
     "port": re.compile(r"(?<![\d.])\d{2,5}(?![\d.])"),
     "version": re.compile(r"\d+\.\d+|\b[vV]\d"),
-    "date": TIME_CUE,
+    "date": DATE_IN_TEXT,
     # A directory or file path: a slash next to a name ("api/tecoops", "/usr/local", "~/.cache"); web addresses
     # are taken out first (has_asked_type) and a bare file name ("libsdaart.so") says no directory.
     "path": re.compile(r"[\w.~<>${}-][/\\][\w<>.${}-]|(?<![\w.])[/\\][\w<>.${}-]"),
@@ -96,6 +102,10 @@ TYPE_CUES = {
 # a person, a number written "八成") the cue only decides whether to answer at all.
 MASKED_TYPES = frozenset({"port", "version", "path", "url", "command"})
 WEAK_TYPE_COVERAGE_SLACK = 0.1
+# Subject words weigh their IDF less this floor: the commonest words ("如果" 4.0, "使用" 4.5 in jieba's table) say
+# little about what the question is about ("如果不修改配置，…默认使用哪个端口"). Chosen on the tune half of
+# benchmarks/teco_qa.json; CMRC dev's first half moves by one question either way.
+SUBJECT_IDF_FLOOR = 3.0
 SCRIPT_RUN = re.compile(r"[a-z0-9]+|[^\sa-z0-9]+")
 ASCII_TOKEN = re.compile(r"[a-z0-9]+")
 DEFINITION_VERB = re.compile(r"(?:则|就|即|也|乃)?(?:是|指|即|为)")
@@ -271,8 +281,10 @@ class QuestionProfile:
 
     @cached_property
     def subject_words(self) -> tuple[tuple[str, float], ...]:
-        """The question's words that a passage answering it must mention: its words without the asked type."""
-        return tuple((word, weight) for word, weight in self.words if word not in TYPE_WORDS)
+        """The question's words that a passage answering it must mention, without the asked type, each weighing
+        its IDF less SUBJECT_IDF_FLOOR."""
+        return tuple((word, max(0.0, weight - SUBJECT_IDF_FLOOR)) for word, weight in self.words
+                     if word not in TYPE_WORDS)
 
     @cached_property
     def subject_pieces(self) -> tuple[tuple[str, float], ...]:
@@ -506,9 +518,11 @@ def subject_coverage(profile: QuestionProfile, context: str) -> float:
 def has_asked_type(asked_type: str, candidate: SentenceCandidate) -> bool:
     """Whether the unit (with what it carries) holds the kind of thing the question asks for."""
     if asked_type in ("person", "place", "date"):
-        # No reliable surface cue (names, "北美洲至非洲", "始新世晚期"): the subject check decides. But a line of
-        # code or of a file tree never names a person, a place or a day.
-        return candidate.kind != "code" and not candidate.carries_code
+        # No reliable surface cue for a person or a place (names, "北美洲至非洲"): the subject check decides. But a
+        # line of code or of a file tree never names a person, a place or a day, and a date is written as one.
+        if candidate.kind == "code" or candidate.carries_code:
+            return False
+        return asked_type != "date" or DATE_IN_TEXT.search(" ".join((candidate.text, *candidate.carries))) is not None
     if asked_type == "command":
         return candidate.is_command \
             or "`" in candidate.text or COMMAND_START.search(f" {candidate.text}") is not None
