@@ -310,8 +310,11 @@ def test_a_file_tree_cut_from_its_fence_is_code_and_never_names_a_day_or_a_perso
     ("哪一年发布了第一个版本？", "date"),
     ("源码仓库要从哪个地址 git clone？", "url"),
     ("上传的原始文件保存在服务器上的哪个目录下？", "path"),
+    ("在 SDAAC_examples 目录下，怎样编译并运行 DMA 示例？", None),     # names a directory, asks how
+    ("如何查看服务的端口？", None),
+    ("请给出服务的默认端口", "port"),                                   # no question word: what is named is asked
 ])
-def test_the_asked_type_is_the_one_the_question_word_asks_for(question: str, asked: str) -> None:
+def test_the_asked_type_is_the_one_the_question_word_asks_for(question: str, asked: str | None) -> None:
     assert QuestionProfile(question).asked_type == asked
 
 

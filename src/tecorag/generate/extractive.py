@@ -75,6 +75,11 @@ ASKED_TYPES = (
     ("place", re.compile(r"哪里|哪儿|何处|何地|哪个(?:国家|城市|省|地区)|哪国|哪座|位于|在哪")),
     ("number", re.compile(r"多少|几[个位次种条项名年天岁倍]|多大|多长|多高|多远|多重|多久|上限|下限|最大值|最小值|数量|比例")),
 )
+# Words that ask for a thing (not "如何", "为什么": those ask for a way or a reason), and how many characters away
+# from one a kind must be named to be what is asked ("端口号是多少", "哪个具体版本", "连接端口填的是多少").
+ASKING_HOW = re.compile(r"为什么|为何|如何|怎样|怎么|吗")
+ASKING = re.compile("|".join(word for word in QUESTION_WORDS if not ASKING_HOW.fullmatch(word)))
+ASKED_TYPE_REACH = 8
 # Any written quantity, for the refusal check: digits, or Chinese numerals ("五百元", "十个工作日", "满一年").
 # Broader than NUMBER_CUE (a fitted scoring feature, kept as it was fitted): refusing "每晚不超过五百元" because
 # 元 is not a listed measure word would be a false refusal, and a false refusal costs more than a weak answer.
@@ -265,19 +270,28 @@ class QuestionProfile:
 
     @cached_property
     def asked_type(self) -> str | None:
-        """The kind of thing the question asks for, for the answer-type check; None for anything else. Where
-        several kinds are named, the one next to the question word: "在项目根目录下，用什么命令构建" asks for a
-        command, "在哪个目录下执行该命令" for a directory. A number ("多少") only when nothing else is named."""
-        found = [(name, match.span()) for name, pattern in ASKED_TYPES if (match := pattern.search(self.text))]
+        """The kind of thing the question asks for, for the answer-type check; None for anything else. A kind is
+        asked for when it is named next to a word that asks (哪个, 什么, 多少, 几...): "在 SDAAC_examples 目录下，怎样
+        编译" names a directory but asks how. Where several are, the nearest: "在项目根目录下，用什么命令构建" asks
+        for a command, "在哪个目录下执行该命令" for a directory. A number ("多少") only when nothing else is."""
+        # "何" of "如何" asks how; blanked out, positions kept.
+        without_how = ASKING_HOW.sub(lambda match: " " * len(match.group()), self.text)
+        asking = [(match.start(), match.end()) for match in ASKING.finditer(without_how)]
+        imperative = not asking and without_how == self.text
+
+        def distance(span: tuple[int, int]) -> int:
+            if imperative:       # no question word ("请给出默认端口"): whatever kind is named is asked for
+                return 0
+            if not asking:
+                return ASKED_TYPE_REACH + 1
+            return min(max(0, span[0] - end, start - span[1]) for start, end in asking)
+
+        found = [(name, min(distance(match.span()) for match in pattern.finditer(self.text)))
+                 for name, pattern in ASKED_TYPES if pattern.search(self.text)]
+        found = [(name, gap) for name, gap in found if gap <= ASKED_TYPE_REACH]
         named = [item for item in found if item[0] != "number"] or found
-        if len(named) < 2:
-            return named[0][0] if named else None
-        asked = next(((start, start + len(word)) for word in QUESTION_WORDS
-                      if (start := self.text.find(word)) >= 0), None)
-        if asked is None:
-            return named[0][0]
-        # min keeps the first of equals, so ASKED_TYPES' order still breaks ties.
-        return min(named, key=lambda item: max(0, item[1][0] - asked[1], asked[0] - item[1][1]))[0]
+        # min keeps the first of equals, so ASKED_TYPES' order breaks ties.
+        return min(named, key=lambda item: item[1])[0] if named else None
 
     @cached_property
     def subject_words(self) -> tuple[tuple[str, float], ...]:
