@@ -202,6 +202,18 @@ def chunk_candidates(hit_index: int, chunk: Chunk) -> list[SentenceCandidate]:
     return candidates
 
 
+def weighted_pieces(text: str) -> tuple[tuple[str, float], ...]:
+    """Latin and digit runs whole (weight 2), Chinese runs as character bigrams (weight 1); see QuestionProfile.pieces."""
+    pieces: dict[str, float] = {}
+    for run in SCRIPT_RUN.findall(text):
+        if run.isascii():
+            if len(run) >= 2:
+                pieces[run] = 2.0
+        else:
+            pieces.update((run[i:i + 2], 1.0) for i in range(len(run) - 1))
+    return tuple(pieces.items())
+
+
 @dataclass(frozen=True)
 class QuestionProfile:
     """What the features need to know about the question, computed once."""
@@ -302,20 +314,18 @@ class QuestionProfile:
 
     @cached_property
     def subject_pieces(self) -> tuple[tuple[str, float], ...]:
-        """The question's key characters without the asked type as weighted pieces: each Latin or digit
-        token whole (weight 2: names like "langfuse", "gcc" say most about what is asked), Chinese as
-        character bigrams (weight 1). Robust where jieba cuts a question wrongly."""
+        """`pieces` without the asked type ("端口", "版本"...)."""
         text = self.key_chars
         for word in TYPE_WORDS:
             text = text.replace(word, " ")
-        pieces: dict[str, float] = {}
-        for run in SCRIPT_RUN.findall(text):
-            if run.isascii():
-                if len(run) >= 2:
-                    pieces[run] = 2.0
-            else:
-                pieces.update((run[i:i + 2], 1.0) for i in range(len(run) - 1))
-        return tuple(pieces.items())
+        return weighted_pieces(text)
+
+    @cached_property
+    def pieces(self) -> tuple[tuple[str, float], ...]:
+        """The question's key characters as weighted pieces: each Latin or digit token whole (weight 2: names like
+        "langfuse", "gcc" say most about what is asked), Chinese as character bigrams (weight 1). Robust where
+        jieba cuts a question wrongly."""
+        return weighted_pieces(self.key_chars)
 
     @cached_property
     def slot_pieces(self) -> tuple[str, ...]:
@@ -514,19 +524,22 @@ def passage_relevance(profile: QuestionProfile, passage: str) -> float:
     return sum(piece in text for piece in pieces) / len(pieces)
 
 
-def subject_coverage(profile: QuestionProfile, context: str) -> float:
-    """How much of the question's subject `context` (content characters) mentions: a passage that answers
-    "Langfuse 默认监听哪个端口" must at least mention Langfuse. The better of the IDF-weighted share of its
-    jieba words and the share of its character bigrams (jieba sometimes cuts a question wrongly)."""
-    words, pieces = profile.subject_words, profile.subject_pieces
-    if not words and not pieces:
-        return 1.0
-
+def coverage(words: Sequence[tuple[str, float]], pieces: Sequence[tuple[str, float]], context: str) -> float:
+    """The better of the weighted share of `words` and of `pieces` that `context` (content characters) holds:
+    jieba sometimes cuts a question wrongly, character bigrams never miss a word for that."""
     def share(weighted: Sequence[tuple[str, float]]) -> float:
         total = sum(weight for _, weight in weighted)
         return sum(weight for piece, weight in weighted if piece in context) / total if total else 0.0
 
     return max(share(words), share(pieces))
+
+
+def subject_coverage(profile: QuestionProfile, context: str) -> float:
+    """How much of the question's subject `context` (content characters) mentions: a passage that answers
+    "Langfuse 默认监听哪个端口" must at least mention Langfuse."""
+    if not profile.subject_words and not profile.subject_pieces:
+        return 1.0
+    return coverage(profile.subject_words, profile.subject_pieces, context)
 
 
 def has_asked_type(asked_type: str, candidate: SentenceCandidate) -> bool:

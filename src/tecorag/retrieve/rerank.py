@@ -48,7 +48,8 @@ class CrossEncoderReranker:
 class CoverageReranker:
     """Reorders the first `top_n` hits by how much of the question each one holds: the IDF-weighted share of the
     question's words (jieba, question and stop words left out) found in the passage's file name, heading path
-    and text, less `rank_weight` * log(1 + retrieval rank). The rest keep their order after them; scores are
+    and text, or the share of its character bigrams and Latin names when that is higher (jieba sometimes cuts a
+    question wrongly), less `rank_weight` * log(1 + retrieval rank). The rest keep their order after them; scores are
     kept (the reranker only reorders).
 
     Why: reciprocal-rank fusion gives the first passages of technical documents nearly equal scores (0.033,
@@ -62,18 +63,16 @@ class CoverageReranker:
         self.rank_weight = rank_weight
 
     def rerank(self, question: str, hits: Sequence[Hit]) -> list[Hit]:
-        from ..generate.extractive import QuestionProfile, passage_context   # the answerer's own word weights
+        from ..generate.extractive import QuestionProfile, coverage, passage_context   # the answerer's own measure
         from ..normalize import normalize_text
 
-        words = QuestionProfile(normalize_text(question)).words
-        total = sum(weight for _, weight in words)
+        profile = QuestionProfile(normalize_text(question))
         head, tail = list(hits[:self.top_n]), list(hits[self.top_n:])
-        if not total or len(head) < 2:
+        if not (profile.words or profile.pieces) or len(head) < 2:
             return head + tail
 
         def score(rank: int, hit: Hit) -> float:
-            passage = passage_context(hit)
-            covered = sum(weight for word, weight in words if word in passage) / total
+            covered = coverage(profile.words, profile.pieces, passage_context(hit))
             return covered - self.rank_weight * math.log(1 + rank)
 
         order = sorted(range(len(head)), key=lambda rank: (-score(rank, head[rank]), rank))
