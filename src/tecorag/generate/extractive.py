@@ -29,7 +29,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -560,8 +560,15 @@ def has_asked_type(asked_type: str, candidate: SentenceCandidate) -> bool:
 
 
 def passage_context(hit: Hit) -> str:
-    """A passage as the answer-type and name checks read it: file name, heading path and plain text."""
-    return content_chars(normalize_text(f"{hit.chunk.file}\n{chunk_title(hit.chunk)}\n{render_markdown(hit.chunk.text)}"))
+    """A passage as the answer-type and name checks (and the coverage reranker) read it: file name, heading path
+    and plain text."""
+    return _chunk_context(hit.chunk)
+
+
+@lru_cache(maxsize=2048)
+def _chunk_context(chunk: Chunk) -> str:
+    """Cached: the reranker and the answerer read the same passages, and a server sees the same ones again."""
+    return content_chars(normalize_text(f"{chunk.file}\n{chunk_title(chunk)}\n{render_markdown(chunk.text)}"))
 
 
 def unknown_names(profile: QuestionProfile, contexts: Sequence[str]) -> list[str]:
