@@ -329,9 +329,11 @@ def test_a_code_block_cut_between_chunks_is_closed_and_reopened_with_its_languag
     assert chunks[0].startswith("说明如下：\n\n```python\nprint(0)") and chunks[0].endswith("\n```")
     assert chunks[1].startswith("```python\nprint(5)") and chunks[1].endswith("\n```")
     assert chunks[2] == "```python\nprint(11)  # 第11行\n```\n\n结束了。\n\n```bash\nls\n```"
-    # A chunk that would start with the block's closing fence does not reopen it.
-    closing = [chunk.text for chunk in splitter(60, 0).split([Section("```sh\n" + "a" * 50 + "\n```\n" + "说明。" * 12, "b.md")])]
-    assert closing[0] == "```sh\n" + "a" * 50 + "\n```" and all(not c.startswith("```sh\n```") for c in closing)
+    # The block's closing fence does not fit the first chunk (62 > 60 characters): the first chunk closes the block
+    # itself, and the next, which would start with that closing fence, neither reopens the block nor keeps the fence.
+    code = "```sh\n" + "a" * 52 + "\n```\n"
+    closing = [chunk.text for chunk in splitter(60, 0).split([Section(code + "说明。" * 12, "b.md")])]
+    assert closing == ["```sh\n" + "a" * 52 + "\n```", "说明。" * 12]
 
 
 def test_whitespace_only_sections_give_no_chunks() -> None:
