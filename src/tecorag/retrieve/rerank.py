@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from ..errors import ConfigError
+from ..generate.extractive import QuestionProfile, coverage, passage_context   # the answerer's own measure
+from ..normalize import normalize_text
 from ..registry import Registry
 from ..types import Hit
 
@@ -63,9 +65,6 @@ class CoverageReranker:
         self.rank_weight = rank_weight
 
     def rerank(self, question: str, hits: Sequence[Hit]) -> list[Hit]:
-        from ..generate.extractive import QuestionProfile, coverage, passage_context   # the answerer's own measure
-        from ..normalize import normalize_text
-
         profile = QuestionProfile(normalize_text(question))
         head, tail = list(hits[:self.top_n]), list(hits[self.top_n:])
         if not (profile.words or profile.pieces) or len(head) < 2:
