@@ -377,6 +377,13 @@ class QuestionProfile:
         return "other"
 
 
+@lru_cache(maxsize=256)
+def question_profile(question: str) -> QuestionProfile:
+    """The profile of a question as asked (normalised here), made once: the reranker and the answerer both read
+    its words, and jieba's cut and IDF lookups are the profile's cost."""
+    return QuestionProfile(normalize_text(question))
+
+
 FEATURE_NAMES = (
     "unigram_body", "unigram_title", "bigram", "word_body", "longest_run", "context_left", "context_right",
     "gap_match", "near_pieces", "type_cue", "first_hit", "first_sentence", "log_length", "novelty",
@@ -737,7 +744,7 @@ class ExtractiveAnswerer:
         The first `max_hits` passages are read; a question asking for a kind of thing (a port, a version...) that
         none of them holds reads every retrieved passage before it is refused: the user sees all of them as
         sources, and a parameter table often ranks below the prose that mentions the parameter."""
-        profile = QuestionProfile(normalize_text(question))
+        profile = question_profile(question)
         # Names are looked for in every retrieved passage, not only those read: "RMSNorm 的 kernel" is answerable
         # when "kernel" is written in the fourth source only.
         if unknown_names(profile, [passage_context(hit) for hit in hits]):

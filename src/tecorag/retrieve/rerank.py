@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from ..errors import ConfigError
-from ..generate.extractive import QuestionProfile, coverage, passage_context   # the answerer's own measure
-from ..normalize import normalize_text
+from ..generate.extractive import coverage, passage_context, question_profile   # the answerer's own measure
 from ..registry import Registry
 from ..types import Hit
 
@@ -65,7 +64,7 @@ class CoverageReranker:
         self.rank_weight = rank_weight
 
     def rerank(self, question: str, hits: Sequence[Hit]) -> list[Hit]:
-        profile = QuestionProfile(normalize_text(question))
+        profile = question_profile(question)
         head, tail = list(hits[:self.top_n]), list(hits[self.top_n:])
         if not (profile.words or profile.pieces) or len(head) < 2:
             return head + tail
