@@ -336,6 +336,13 @@ def test_a_code_block_is_chosen_through_the_sentence_that_introduces_it() -> Non
     assert answer.text == "执行以下命令，拉取仓库：\ngit clone https://gitee.com/tecorigin/teco-generative-ai.git"
 
 
+def test_code_lines_know_whether_a_sentence_or_a_comment_introduces_them() -> None:
+    text = ("执行以下命令，拉取仓库：\n\n```\ngit clone https://gitee.com/x.git\n```\n\n说明文字。\n\n```\nls\n"
+            "# 运行测试\npytest\n```")
+    code = {unit.text: unit.introduced for unit in passage_units(text) if unit.kind == "code" and not unit.comment}
+    assert code == {"git clone https://gitee.com/x.git": True, "ls": False, "pytest": True}
+
+
 def test_a_file_tree_is_no_command_and_a_sentence_carrying_one_names_no_person() -> None:
     text = ("该目录结构如下：\n\n```\n├── DMA        # DMA数据搬运接口示例文件夹\n│   ├── memcpy   # 阻塞型接口示例\n```\n\n"
             "编译运行方式是在 SDAAC_examples 目录下执行 run_customops.sh，具体步骤如下：\n\n```\nbash run_customops.sh DMA\n```")

@@ -190,15 +190,13 @@ def chunk_candidates(hit_index: int, chunk: Chunk) -> list[SentenceCandidate]:
     title = normalize_text(chunk_title(chunk))
     candidates = []
     units = [unit for unit in passage_units(normalize_text(chunk.text)) if content_chars(unit.text)]
-    carried_code = {line.strip() for unit in units if unit.carries_kind == "code" for line in unit.carries}
     for position, unit in enumerate(units):
         text = unit.text.rstrip()
         dangling = not unit.carries and unit.kind != "code" and (
             text.endswith((":", "：")) or (position == len(units) - 1 and FORWARD.search(text) is not None))
-        introduced = unit.kind == "code" and unit.text.strip() in carried_code
         candidates.append(SentenceCandidate(hit_index, len(candidates), unit.text, title, unit.kind, unit.block,
                                             unit.carries, unit.carries_kind, unit.comment, unit.header, dangling,
-                                            introduced))
+                                            unit.introduced))
     return candidates
 
 

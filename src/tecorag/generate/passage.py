@@ -95,6 +95,7 @@ class Unit:
     carries_kind: str = ""          # the kind of block it introduces: "list", "code" or "table"
     comment: bool = False           # a code comment line
     header: tuple[str, ...] = ()    # a table row, or a unit carrying table rows: the column names
+    introduced: bool = False        # a code line that a sentence, item or comment before it carries
 
 
 def table_header(text: str) -> tuple[str, ...] | None:
@@ -220,16 +221,21 @@ def passage_units(text: str) -> list[Unit]:
     """Every answer unit of a passage, in reading order (see the module docstring)."""
     blocks = parse_blocks(text)
     units: list[Unit] = []
+    introduced_blocks: set[int] = set()    # code blocks that a unit before them carries
     for number, block in enumerate(blocks):
-        following = _following(blocks, number)
+        following_number = _following(blocks, number)
+        following = None if following_number is None else blocks[following_number]
         carried_kind, carried = _carried(following)
+        first_unit = len(units)
         carried_header = _column_names(following) if carried_kind == "table" else ()
         if block.kind == "table":
             units.extend(Unit("row", render_markdown(row), number, header=_column_names(block))
                          for row in block.lines[1:])
         elif block.kind == "code":
+            under_comment = False
             for position, line in enumerate(block.lines):
                 if CODE_COMMENT.match(line):
+                    under_comment = True
                     under = []
                     for later in block.lines[position + 1:]:
                         if CODE_COMMENT.match(later):
@@ -238,7 +244,8 @@ def passage_units(text: str) -> list[Unit]:
                     units.append(Unit("code", line.strip(), number, carries=tuple(under), carries_kind="code",
                                       comment=True))
                 else:
-                    units.append(Unit("code", line.strip(), number))
+                    units.append(Unit("code", line.strip(), number,
+                                      introduced=under_comment or number in introduced_blocks))
         elif block.kind == "list":
             for position, item in enumerate(block.lines):
                 rendered = render_markdown(item)
@@ -257,6 +264,9 @@ def passage_units(text: str) -> list[Unit]:
                 units.append(Unit("sentence", sentence, number, carries=carries,
                                   carries_kind=carried_kind if carries else "",
                                   header=carried_header if carries else ()))
+        # A code block's own comments carry lines of their block, never the next one.
+        if block.kind != "code" and carried_kind == "code" and any(unit.carries for unit in units[first_unit:]):
+            introduced_blocks.add(following_number)
     return units
 
 
@@ -270,16 +280,16 @@ def introduces_next(text: str) -> bool:
     return bool(lines) and (lines[-1].endswith((":", "：")) or FORWARD.search(lines[-1]) is not None)
 
 
-def _following(blocks: list[Block], number: int) -> Block | None:
-    """The block an introducing unit at the end of blocks[number] introduces: the next one, or the one after
-    a short note in between ("执行以下命令。" / "**说明**：…" / the command)."""
+def _following(blocks: list[Block], number: int) -> int | None:
+    """The number of the block an introducing unit at the end of blocks[number] introduces: the next one, or the
+    one after a short note in between ("执行以下命令。" / "**说明**：…" / the command)."""
     if number + 1 >= len(blocks):
         return None
     following = blocks[number + 1]
     if following.kind == "text" and len("".join(following.lines)) <= NOTE_CHARS and number + 2 < len(blocks) \
             and blocks[number + 2].kind != "text" and FORWARD.search(blocks[number].lines[-1]):
-        return blocks[number + 2]
-    return following
+        return number + 2
+    return number + 1
 
 
 def _carried(block: Block | None) -> tuple[str, tuple[str, ...]]:
