@@ -69,6 +69,27 @@ def test_scale_grows_the_collection_and_reports_each_size(tmp_path: Path) -> Non
     assert not any(path.name.startswith("scale-") for path in tmp_path.iterdir())   # data directories removed
 
 
+def test_answerability_fits_on_the_first_half_and_reports_both(tmp_path: Path) -> None:
+    result = run_benchmark("answerability.py", "--cmrc", str(CMRC_DEV), "--paragraphs", "12",
+                           "--home", str(tmp_path / "home"), cwd=tmp_path)
+
+    assert result["questions"] > 20
+    # Most questions asked without their own paragraph lack the answer in what is read.
+    assert result["unanswerable_without_own_paragraph"] > result["questions"] / 2
+    fitted = result["fitted_on_first_half"]
+    assert set(fitted["weights"]) == set(result["in_code"]["weights"])
+    assert fitted["weights"]["unit_coverage"] > 0      # more of the question in the unit: more likely answerable
+    for half in ("first", "second"):
+        unchecked = result["no_check"][half]
+        previous = unchecked
+        for bar in ("0.05", "0.1", "0.15", "0.2", "0.3"):
+            checked = result["in_code_by_bar"][bar][half]
+            # A higher bar refuses more of what lacks the answer and keeps no more of what holds it.
+            assert checked["unanswerable_refused"] >= previous["unanswerable_refused"]
+            assert checked["containment"] <= previous["containment"]
+            previous = checked
+
+
 @pytest.mark.slow   # three replicas started, a Milvus server and a PostgreSQL
 def test_load_serves_distinct_and_repeated_questions_from_one_and_two_replicas(tmp_path: Path) -> None:
     result = run_benchmark(

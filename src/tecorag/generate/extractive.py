@@ -556,9 +556,15 @@ def has_asked_type(asked_type: str, candidate: SentenceCandidate) -> bool:
             return False
         return asked_type != "date" or DATE_IN_TEXT.search(" ".join((candidate.text, *candidate.carries))) is not None
     if asked_type == "command":
-        return candidate.is_command \
-            or "`" in candidate.text or COMMAND_START.search(f" {candidate.text}") is not None
-    text = " ".join((candidate.text, *candidate.carries))
+        return candidate.is_command or text_holds_type("command", candidate.text)
+    return text_holds_type(asked_type, " ".join((candidate.text, *candidate.carries)))
+
+
+def text_holds_type(asked_type: str, text: str) -> bool:
+    """Whether `text` (normalised, Markdown kept) holds something of a kind with a reliable cue (MASKED_TYPES): a
+    port, version, path or web address by TYPE_CUES, a command as code (inline or fenced) or a command line."""
+    if asked_type == "command":
+        return "`" in text or COMMAND_START.search(f" {text}") is not None
     if asked_type == "path":
         text = WEB_ADDRESS.sub(" ", text)
     return TYPE_CUES[asked_type].search(text) is not None
@@ -701,6 +707,51 @@ STRUCTURE_WEIGHTS = {"list": 6.0, "code": 6.0, "definition": 3.0, "token": 2.0, 
                      "row_key": 12.0}
 
 
+# Whether the passage of the chosen unit holds the answer at all: a logistic model over three measures
+# (answerability_measures), fitted by `benchmarks/answerability.py` on the first half of CMRC 2018 dev, each
+# question asked twice through the whole pipeline: once as it is, once with its own paragraph's hits removed,
+# so that what is read is about the same subject but lacks the answer ("sounds answerable"). Labels: whether a
+# gold answer is in the passages read. The bar (ExtractiveSettings.min_answerability) was set on the tune half of
+# benchmarks/teco_qa.json and that CMRC half; benchmarks/README.md has the held-out figures.
+ANSWERABILITY_WEIGHTS = {"unit_coverage": 5.24, "passage_subject_coverage": 2.75, "question_words": 2.21}
+ANSWERABILITY_BIAS = -6.33
+
+
+def answerability_measures(profile: QuestionProfile, candidate: SentenceCandidate, context: str) -> dict[str, float]:
+    """What the answerability model reads: how much of the question the chosen unit (with its heading and what
+    it carries) holds, how much of the question's subject its passage holds, and how many words the question
+    has (tenths): a share of a long question is stronger evidence than the same share of a short one."""
+    unit = content_chars(" ".join((candidate.title, candidate.text, *candidate.carries)))
+    return {"unit_coverage": coverage(profile.words, profile.pieces, unit),
+            "passage_subject_coverage": subject_coverage(profile, context),
+            "question_words": len(profile.subject_words) / 10}
+
+
+def answerability(measures: dict[str, float]) -> float:
+    """The model's probability that the passage read holds the answer."""
+    logit = ANSWERABILITY_BIAS + sum(weight * measures[name] for name, weight in ANSWERABILITY_WEIGHTS.items())
+    return 1.0 / (1.0 + math.exp(-logit))
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The unit the answerer chose among `candidates`, before it is composed into an answer."""
+
+    candidates: Sequence[SentenceCandidate]
+    lexical_scores: np.ndarray
+    chosen: int
+    probability: float                  # softmax of the chosen unit's score over all candidates
+    measures: dict[str, float]          # answerability_measures of the chosen unit
+
+    @property
+    def candidate(self) -> SentenceCandidate:
+        return self.candidates[self.chosen]
+
+    @property
+    def answerability(self) -> float:
+        return answerability(self.measures)
+
+
 _DEFAULTS = ExtractiveSettings()   # defaults live in the settings, once
 
 
@@ -715,9 +766,11 @@ class ExtractiveAnswerer:
     Only hits holding at least `min_relevance` of the question's key bigrams are read; with none, the
     answer is NO_ANSWER. A question that asks for a kind of thing is answered only by a unit holding that
     kind from a hit covering at least `min_subject_coverage` of the question's subject words; a question naming
-    something (a Latin name of 3+ letters) that no read passage mentions gets NO_ANSWER. A chosen sentence
-    shorter than `join_below` characters is joined with its better-scoring neighbour when both fit in
-    `max_chars`; one longer than `max_chars` is cut to its best run of clauses. A unit that introduces a list, code or table rows carries them, up to `max_block_chars`.
+    something (a Latin name of 3+ letters) that no read passage mentions gets NO_ANSWER, and so does a chosen unit
+    whose answerability (a model of whether its passage holds the answer at all) is below `min_answerability`.
+    A chosen sentence shorter than `join_below` characters is joined with its better-scoring neighbour when both
+    fit in `max_chars`; one longer than `max_chars` is cut to its best run of clauses. A unit that introduces a
+    list, code or table rows carries them, up to `max_block_chars`.
     """
 
     engine = "extractive"
@@ -726,7 +779,8 @@ class ExtractiveAnswerer:
                  min_relevance: float = _DEFAULTS.min_relevance, max_hits: int = 3,
                  dense_candidates: int = _DEFAULTS.dense_candidates, join_below: int = 40,
                  max_block_chars: int = _DEFAULTS.max_block_chars,
-                 min_subject_coverage: float = _DEFAULTS.min_subject_coverage):
+                 min_subject_coverage: float = _DEFAULTS.min_subject_coverage,
+                 min_answerability: float = _DEFAULTS.min_answerability):
         self.embedder = embedder
         self.max_chars = max_chars
         self.min_relevance = min_relevance
@@ -735,6 +789,7 @@ class ExtractiveAnswerer:
         self.join_below = join_below
         self.max_block_chars = max_block_chars
         self.min_subject_coverage = min_subject_coverage
+        self.min_answerability = min_answerability
 
     def answer(self, question: str, hits: Sequence[Hit], query_vector: np.ndarray | None = None) -> ExtractedAnswer:
         """`query_vector` is the question's embedding when the caller already has it from retrieval.
@@ -754,14 +809,24 @@ class ExtractiveAnswerer:
 
     def _answer(self, profile: QuestionProfile, hits: Sequence[Hit], query_vector: np.ndarray | None
                 ) -> ExtractedAnswer:
-        """One profile per question: its jieba words and cues are computed once, however many passages are read."""
+        choice = self.choose(profile, hits, query_vector)
+        if choice is None or choice.answerability < self.min_answerability:
+            return ExtractedAnswer(NO_ANSWER, None, 0.0)
+        text = self._compose(profile, choice.candidates, choice.lexical_scores, choice.chosen)
+        return ExtractedAnswer(text, choice.candidate.hit_index, choice.probability)
+
+    def choose(self, profile: QuestionProfile, hits: Sequence[Hit], query_vector: np.ndarray | None = None
+               ) -> Choice | None:
+        """The best unit of `hits` for the question, or None when no passage may answer it (too little of the
+        question in it, or none holding the asked kind of thing). One profile per question: its jieba words and
+        cues are computed once, however many passages are read."""
         contexts = {index: passage_context(hit) for index, hit in enumerate(hits)}
         # The heading counts: a chunk under "监控接口 > 请求路径" may hold only the path itself.
         usable = [index for index, hit in enumerate(hits)
                   if passage_relevance(profile, f"{chunk_title(hit.chunk)}\n{hit.chunk.text}") >= self.min_relevance]
         candidates = [candidate for index in usable for candidate in chunk_candidates(index, hits[index].chunk)]
         if not candidates:
-            return ExtractedAnswer(NO_ANSWER, None, 0.0)
+            return None
         coverage = {index: subject_coverage(profile, contexts[index]) for index in usable}
         features = lexical_features(profile, candidates)
         lexical_scores = features @ np.asarray(LEXICAL_WEIGHTS, dtype=np.float32)
@@ -776,7 +841,7 @@ class ExtractiveAnswerer:
                                 and about_the_subject(profile, candidate)
                                 for candidate in candidates])
             if not allowed.any():
-                return ExtractedAnswer(NO_ANSWER, None, 0.0)
+                return None
             if profile.asked_type in MASKED_TYPES:
                 lexical_scores = np.where(allowed, lexical_scores, -np.inf).astype(np.float32)
         scores = lexical_scores
@@ -788,14 +853,16 @@ class ExtractiveAnswerer:
         finite = np.where(np.isfinite(scores), scores, -1e9)
         probabilities = np.exp(finite - finite.max())
         probabilities /= probabilities.sum()
-        text = self._compose(profile, candidates, lexical_scores, chosen)
-        return ExtractedAnswer(text, candidates[chosen].hit_index, float(probabilities[chosen]))
+        candidate = candidates[chosen]
+        measures = answerability_measures(profile, candidate, contexts[candidate.hit_index])
+        return Choice(candidates, lexical_scores, chosen, float(probabilities[chosen]), measures)
 
     @classmethod
     def from_settings(cls, settings: ExtractiveSettings, embedder: Embedder | None = None) -> ExtractiveAnswerer:
         return cls(embedder=embedder, dense_candidates=settings.dense_candidates, max_chars=settings.max_chars,
                    min_relevance=settings.min_relevance, max_block_chars=settings.max_block_chars,
-                   min_subject_coverage=settings.min_subject_coverage)
+                   min_subject_coverage=settings.min_subject_coverage,
+                   min_answerability=settings.min_answerability)
 
     def stream(self, question: str, hits: Sequence[Hit], history: Sequence[Message] = ()) -> GenerationStream:
         return GenerationStream(pieces=iter([self.answer(question, hits).text]), engine=self.engine)
