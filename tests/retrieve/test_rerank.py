@@ -34,6 +34,20 @@ def test_the_file_name_and_heading_count_as_part_of_the_passage() -> None:
     assert [h.chunk.id for h in reranked] == ["deployment", "example"]
 
 
+def test_a_question_asking_for_a_port_gets_the_passages_holding_one_first() -> None:
+    # The prose holds more of the question's words; only the parameter table holds a port.
+    prose = hit("prose", "Teco-RAG 的后端 API 服务默认随 Web UI 一键式启动，也可以容器化启动。", 0.030,
+                file="teco-rag__docs_deployment.md")
+    table = hit("table", "| 参数名称 | 默认值 | 说明 |\n| --- | --- | --- |\n| api_server_port | 7861 | Api Server端口号 |",
+                0.033, file="teco-rag__docs_configuration.md", heading=("参数说明", "server"))
+    question = "Teco-RAG 后端 API 服务的默认端口是多少？"
+    assert [h.chunk.id for h in CoverageReranker().rerank(question, [prose, table])] == ["table", "prose"]
+    assert [h.chunk.id for h in CoverageReranker().rerank(question, [table, prose])] == ["table", "prose"]
+    # A question asking for no such kind keeps the order of coverage.
+    assert [h.chunk.id for h in CoverageReranker().rerank("如何启动 Teco-RAG 的后端 API 服务？", [prose, table])] \
+        == ["prose", "table"]
+
+
 def test_equal_coverage_keeps_the_retrieval_order_and_hits_past_top_n_stay_behind() -> None:
     same = [hit(f"same-{index}", "项目根目录下构建算子库的命令", 0.03 - index / 1000) for index in range(3)]
     late = hit("late", "在项目根目录下用 bash build.sh 命令构建 TECO 架构的算子库", 0.01)

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from ..errors import ConfigError
-from ..generate.extractive import coverage, passage_context, question_profile   # the answerer's own measure
+# The answerer's own measures: what the question asks for, and how much of it a passage holds.
+from ..generate.extractive import MASKED_TYPES, coverage, passage_context, question_profile, text_holds_type
+from ..normalize import normalize_text
 from ..registry import Registry
 from ..types import Hit
 
@@ -57,7 +59,12 @@ class CoverageReranker:
     0.032, 0.031...) and ranks a two-line passage sharing two common words with the question ("请参考项目根目录
     的 LICENSE 文件") beside the one that states the answer ("在项目根目录下构建算子库（TECO 架构）"), and the answer
     is read from the first few. The rank term keeps retrieval's order between passages that hold the same words.
-    `rank_weight` was chosen on the tune half of benchmarks/teco_qa.json (see benchmarks/README.md)."""
+    `rank_weight` was chosen on the tune half of benchmarks/teco_qa.json (see benchmarks/README.md).
+
+    A question asking for a kind of thing with a reliable cue (a port, version, path, web address or command)
+    gets the passages holding one first: "后端 API 服务的默认端口是多少" is answered by the parameter table's row
+    "api_server_port | 7861", which holds fewer of the question's words than the prose about starting the
+    service, and the answerer reads the first three."""
 
     def __init__(self, top_n: int = 20, rank_weight: float = 0.05):
         self.top_n = top_n
@@ -73,7 +80,9 @@ class CoverageReranker:
             covered = coverage(profile.words, profile.pieces, passage_context(hit))
             return covered - self.rank_weight * math.log(1 + rank)
 
-        order = sorted(range(len(head)), key=lambda rank: (-score(rank, head[rank]), rank))
+        typed = profile.asked_type if profile.asked_type in MASKED_TYPES else None
+        lacking = [typed is not None and not text_holds_type(typed, normalize_text(hit.chunk.text)) for hit in head]
+        order = sorted(range(len(head)), key=lambda rank: (lacking[rank], -score(rank, head[rank]), rank))
         return [head[rank] for rank in order] + tail
 
 
