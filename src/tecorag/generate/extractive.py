@@ -418,8 +418,19 @@ def _gap_match(profile: QuestionProfile, sentence: str) -> float:
     return float(re.search(re.escape(before) + r".{1,24}?" + re.escape(after), sentence) is not None)
 
 
-def lexical_features(profile: QuestionProfile, candidates: Sequence[SentenceCandidate]) -> np.ndarray:
-    """(len(candidates), len(FEATURE_NAMES)) float32, the dense column left at 0.
+def first_section(hits: Sequence[Hit]) -> frozenset[int]:
+    """The hits from the first hit's section (same file, same heading path): the "first hit" feature was fitted on
+    whole CMRC paragraphs, which the splitter cuts into several chunks, as it cuts a long section of a manual."""
+    if not hits:
+        return frozenset()
+    first = (hits[0].chunk.file, hits[0].chunk.heading_path)
+    return frozenset(index for index, hit in enumerate(hits) if (hit.chunk.file, hit.chunk.heading_path) == first)
+
+
+def lexical_features(profile: QuestionProfile, candidates: Sequence[SentenceCandidate],
+                     first_hits: frozenset[int] = frozenset({0})) -> np.ndarray:
+    """(len(candidates), len(FEATURE_NAMES)) float32, the dense column left at 0. `first_hits`: the hits whose
+    units count as the first hit's (see first_section).
 
     IDF is taken over the candidate sentences themselves, so characters every sentence shares weigh little.
     Question characters that are in the hit's title are scored apart: the title's subject is what every
@@ -462,7 +473,7 @@ def lexical_features(profile: QuestionProfile, candidates: Sequence[SentenceCand
             _gap_match(profile, sentence),
             sum(piece in sentence for piece in profile.near_pieces) / 2,
             float(type_cue is not None and type_cue.search(candidate.text) is not None),
-            float(candidate.hit_index == 0),
+            float(candidate.hit_index in first_hits),
             float(candidate.sentence_index == 0),
             math.log(1 + len(sentence)),
             sum(char not in question_chars for char in sentence) / max(1, len(sentence)),
@@ -828,7 +839,7 @@ class ExtractiveAnswerer:
         if not candidates:
             return None
         coverage = {index: subject_coverage(profile, contexts[index]) for index in usable}
-        features = lexical_features(profile, candidates)
+        features = lexical_features(profile, candidates, first_section(hits))
         lexical_scores = features @ np.asarray(LEXICAL_WEIGHTS, dtype=np.float32)
         lexical_scores += np.array([structure_bonus(profile, candidate) for candidate in candidates],
                                    dtype=np.float32)
