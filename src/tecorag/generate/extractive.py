@@ -418,19 +418,33 @@ def _gap_match(profile: QuestionProfile, sentence: str) -> float:
     return float(re.search(re.escape(before) + r".{1,24}?" + re.escape(after), sentence) is not None)
 
 
-def first_section(hits: Sequence[Hit]) -> frozenset[int]:
-    """The hits from the first hit's section (same file, same heading path): the "first hit" feature was fitted on
-    whole CMRC paragraphs, which the splitter cuts into several chunks, as it cuts a long section of a manual."""
-    if not hits:
-        return frozenset()
-    first = (hits[0].chunk.file, hits[0].chunk.heading_path)
-    return frozenset(index for index, hit in enumerate(hits) if (hit.chunk.file, hit.chunk.heading_path) == first)
+@dataclass(frozen=True)
+class HitLayout:
+    """Where the hits sit in their documents, for the two fitted position features ("first hit", "first sentence").
+    They were fitted on whole CMRC paragraphs; the splitter cuts a paragraph, or a long section of a manual, into
+    several chunks, which come back as separate hits."""
+
+    first_section: frozenset[int] = frozenset({0})   # hits from the first hit's section: all count as the first hit
+    continued: frozenset[int] = frozenset()           # hits with an earlier chunk of their section among the hits:
+                                                      # their first sentence is not their section's
+
+    @classmethod
+    def of(cls, hits: Sequence[Hit]) -> HitLayout:
+        def section(hit: Hit) -> tuple[str, tuple[str, ...]]:
+            return hit.chunk.file, hit.chunk.heading_path
+
+        if not hits:
+            return cls(frozenset(), frozenset())
+        return cls(
+            first_section=frozenset(index for index, hit in enumerate(hits) if section(hit) == section(hits[0])),
+            continued=frozenset(index for index, hit in enumerate(hits) if any(
+                section(other) == section(hit) and other.chunk.position < hit.chunk.position for other in hits)))
 
 
 def lexical_features(profile: QuestionProfile, candidates: Sequence[SentenceCandidate],
-                     first_hits: frozenset[int] = frozenset({0})) -> np.ndarray:
-    """(len(candidates), len(FEATURE_NAMES)) float32, the dense column left at 0. `first_hits`: the hits whose
-    units count as the first hit's (see first_section).
+                     layout: HitLayout = HitLayout()) -> np.ndarray:
+    """(len(candidates), len(FEATURE_NAMES)) float32, the dense column left at 0. The default `layout` is that of
+    whole passages: hit 0 is the first, each hit's first sentence opens it.
 
     IDF is taken over the candidate sentences themselves, so characters every sentence shares weigh little.
     Question characters that are in the hit's title are scored apart: the title's subject is what every
@@ -473,8 +487,8 @@ def lexical_features(profile: QuestionProfile, candidates: Sequence[SentenceCand
             _gap_match(profile, sentence),
             sum(piece in sentence for piece in profile.near_pieces) / 2,
             float(type_cue is not None and type_cue.search(candidate.text) is not None),
-            float(candidate.hit_index in first_hits),
-            float(candidate.sentence_index == 0),
+            float(candidate.hit_index in layout.first_section),
+            float(candidate.sentence_index == 0 and candidate.hit_index not in layout.continued),
             math.log(1 + len(sentence)),
             sum(char not in question_chars for char in sentence) / max(1, len(sentence)),
         )
@@ -839,7 +853,7 @@ class ExtractiveAnswerer:
         if not candidates:
             return None
         coverage = {index: subject_coverage(profile, contexts[index]) for index in usable}
-        features = lexical_features(profile, candidates, first_section(hits))
+        features = lexical_features(profile, candidates, HitLayout.of(hits))
         lexical_scores = features @ np.asarray(LEXICAL_WEIGHTS, dtype=np.float32)
         lexical_scores += np.array([structure_bonus(profile, candidate) for candidate in candidates],
                                    dtype=np.float32)
