@@ -738,8 +738,8 @@ STRUCTURE_WEIGHTS = {"list": 6.0, "code": 6.0, "definition": 3.0, "token": 2.0, 
 # so that what is read is about the same subject but lacks the answer ("sounds answerable"). Labels: whether a
 # gold answer is in the passages read. The bar (ExtractiveSettings.min_answerability) was set on the tune half of
 # benchmarks/teco_qa.json and that CMRC half; benchmarks/README.md has the held-out figures.
-ANSWERABILITY_WEIGHTS = {"unit_coverage": 5.24, "passage_subject_coverage": 2.75, "question_words": 2.21}
-ANSWERABILITY_BIAS = -6.33
+ANSWERABILITY_WEIGHTS = {"unit_coverage": 5.27, "passage_subject_coverage": 2.78, "question_words": 2.22}
+ANSWERABILITY_BIAS = -6.37
 
 
 def answerability_measures(profile: QuestionProfile, candidate: SentenceCandidate, context: str) -> dict[str, float]:
