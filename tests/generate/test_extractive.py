@@ -306,7 +306,8 @@ def test_a_file_tree_cut_from_its_fence_is_code_and_never_names_a_day_or_a_perso
     ("在 Teco-Ops 项目根目录下，用什么命令构建 TECO 架构的算子库？", "command"),   # the type next to the question word
     ("在哪个目录下执行构建命令？", "path"),
     ("Langfuse 默认监听的端口号是多少？", "port"),                               # a number only when nothing else is named
-    ("CMake 版本至少需要多少？", "number"),
+    ("CMake 版本至少需要多少？", "version"),                                  # "版本至少": a version, not any number
+    ("构建扩展需要的依赖至少有多少个？", "number"),
     ("接口设计参考的是 vLLM 的哪个具体版本？", "version"),
     ("部署需要什么 Python 版本？", "version"),
     ("哪一年发布了第一个版本？", "date"),
@@ -538,3 +539,13 @@ def test_the_position_features_know_chunks_of_one_section() -> None:
     opening = [(candidate.hit_index, candidate.text[:4]) for candidate, row in zip(candidates, features)
                if row[first_sentence]]
     assert opening == [(0, COMPANY[:4]), (1, RIVER[:4])]     # not the continuation's first sentence
+
+
+@pytest.mark.parametrize(("question", "wants_code"), [
+    ("如何构建 Teco-Ops 算子库？", True),
+    ("用什么命令构建算子库？", True),
+    ("构建 Teco-Ops 的 PyTorch 扩展时，CMake 版本至少需要多少？", False),   # says 构建, asks for a version
+    ("启动服务时默认使用哪个端口？", False),
+])
+def test_code_is_wanted_for_a_way_or_a_command_not_for_another_kind_of_thing(question: str, wants_code: bool) -> None:
+    assert QuestionProfile(question).wants_code is wants_code

@@ -66,7 +66,7 @@ PLACE_CUE = re.compile(r"[省市县区州国镇村岛山河湖江海湾港城]|�
 # What a question asks for, for the answer-type check; tried in this order ("端口是多少" asks for a port).
 ASKED_TYPES = (
     ("port", re.compile(r"端口|\bport\b", re.IGNORECASE)),
-    ("version", re.compile(r"版本号|(?:哪个|哪一|什么|最低|最新|最高|当前)(?:[^，,。？?\s]{0,2}|\s*[A-Za-z0-9.+-]+\s*)版本|版本(?:是|为|要求)")),
+    ("version", re.compile(r"版本号|(?:哪个|哪一|什么|最低|最新|最高|当前)(?:[^，,。？?\s]{0,2}|\s*[A-Za-z0-9.+-]+\s*)版本|版本(?:是|为|要求|至少|不低于|最低)")),
     ("date", re.compile(r"哪一?年|何年|哪一天|何时|什么时候|几月|几号|日期|年份|哪[一个]?(?:时期|时代|朝代|年代)")),
     ("path", re.compile(r"路径|目录|文件夹")),
     ("url", re.compile(r"网址|链接|\burl\b|(?:访问|ip|服务|请求|接口|哪个|什么)地址", re.IGNORECASE)),
@@ -352,7 +352,11 @@ class QuestionProfile:
 
     @cached_property
     def wants_code(self) -> bool:
-        return self.asked_type == "command" or WANTS_HOWTO.search(self.text) is not None
+        """A command, or a way to do something; not when another kind of thing is asked for ("构建 PyTorch 扩展时，
+        CMake 版本至少需要多少" asks for a version, though it says 构建)."""
+        if self.asked_type is not None:
+            return self.asked_type == "command"
+        return WANTS_HOWTO.search(self.text) is not None
 
     @cached_property
     def defined_term(self) -> str:
