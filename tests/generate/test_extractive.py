@@ -531,6 +531,11 @@ def test_the_position_features_know_chunks_of_one_section() -> None:
     layout = HitLayout.of(hits)
     assert layout == HitLayout(first_section=frozenset({0, 2}), continued=frozenset({2}))
     assert HitLayout.of(hits[1:]) == HitLayout(first_section=frozenset({0}), continued=frozenset())
+    # A subsection of the first hit's section is part of it ("4. 启动服务" > "4.1 原生Web UI"); its parent is not.
+    subsection = Hit(Chunk(id="sub", file="星河科技介绍.txt", text=COMPANY, index_text=COMPANY, position=5,
+                           heading_path=("公司", "产品")), 1.0)
+    assert HitLayout.of([hits[0], subsection]).first_section == {0, 1}
+    assert HitLayout.of([subsection, hits[0]]).first_section == {0}
     assert HitLayout.of([]) == HitLayout(frozenset(), frozenset())
     candidates = [candidate for index, h in enumerate(hits) for candidate in chunk_candidates(index, h.chunk)]
     features = lexical_features(QuestionProfile("星河科技的创始人是谁？"), candidates, layout)

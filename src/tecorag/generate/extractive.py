@@ -428,7 +428,8 @@ class HitLayout:
     They were fitted on whole CMRC paragraphs; the splitter cuts a paragraph, or a long section of a manual, into
     several chunks, which come back as separate hits."""
 
-    first_section: frozenset[int] = frozenset({0})   # hits from the first hit's section: all count as the first hit
+    first_section: frozenset[int] = frozenset({0})   # hits from the first hit's section or its subsections: all
+                                                      # count as the first hit
     continued: frozenset[int] = frozenset()           # hits with an earlier chunk of their section among the hits:
                                                       # their first sentence is not their section's
 
@@ -437,10 +438,14 @@ class HitLayout:
         def section(hit: Hit) -> tuple[str, tuple[str, ...]]:
             return hit.chunk.file, hit.chunk.heading_path
 
+        def within_first(hit: Hit) -> bool:
+            file, headings = section(hits[0])
+            return hit.chunk.file == file and hit.chunk.heading_path[:len(headings)] == headings
+
         if not hits:
             return cls(frozenset(), frozenset())
         return cls(
-            first_section=frozenset(index for index, hit in enumerate(hits) if section(hit) == section(hits[0])),
+            first_section=frozenset(index for index, hit in enumerate(hits) if within_first(hit)),
             continued=frozenset(index for index, hit in enumerate(hits) if any(
                 section(other) == section(hit) and other.chunk.position < hit.chunk.position for other in hits)))
 
