@@ -26,9 +26,9 @@ from tecorag.config import load_settings
 from tecorag.errors import KnowledgeBaseNotFound
 from tecorag.evaluate.cmrc import load_cmrc
 from tecorag.evaluate.metrics import comparison_form, contains_answer
-from tecorag.generate.extractive import (ANSWERABILITY_BIAS, ANSWERABILITY_WEIGHTS, ExtractiveAnswerer,
-                                         question_profile)
+from tecorag.generate.extractive import ANSWERABILITY_BIAS, ANSWERABILITY_WEIGHTS, ExtractiveAnswerer
 from tecorag.rag import RAG
+from tecorag.text.question import question_profile
 from tecorag.types import NO_ANSWER, Hit
 
 CMRC = Path(__file__).resolve().parents[2] / "shared" / "data" / "cmrc2018" / "cmrc2018_dev.json"

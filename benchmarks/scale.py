@@ -45,7 +45,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from tecorag.config import Settings, load_settings  # noqa: E402
 from tecorag.evaluate.cmrc import CmrcQuestion, _percentile, _rank_of, _rank_scores, load_cmrc  # noqa: E402
 from tecorag.evaluate.metrics import contains_answer  # noqa: E402
-from tecorag.generate.passage import answer_sentences  # noqa: E402
+from tecorag.text.passage import answer_sentences  # noqa: E402
 from tecorag.ingest.loaders import DocumentLoader  # noqa: E402
 from tecorag.ingest.pipeline import SourceDocument, file_key  # noqa: E402
 from tecorag.ingest.splitter import ChineseTextSplitter  # noqa: E402

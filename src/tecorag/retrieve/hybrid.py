@@ -9,9 +9,9 @@ import numpy as np
 
 from ..config import RetrievalSettings
 from ..embed.base import Embedder
-from ..generate.passage import introduces_next
 from ..normalize import normalize_text
 from ..store.milvus import MilvusStore, StoreQuery
+from ..text.passage import introduces_next
 from ..types import Hit
 from .rerank import Reranker
 

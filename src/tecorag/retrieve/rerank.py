@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from ..errors import ConfigError
-# The answerer's own measures: what the question asks for, and how much of it a passage holds.
-from ..generate.extractive import MASKED_TYPES, coverage, passage_context, question_profile, text_holds_type
 from ..normalize import normalize_text
 from ..registry import Registry
+# The answerer's own measures: what the question asks for, and how much of it a passage holds.
+from ..text.question import MASKED_TYPES, coverage, passage_context, question_profile, text_holds_type
 from ..types import Hit
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""generate/words.py gives Python jieba's words and IDF without loading Python jieba's tables; these tests load
+"""text/words.py gives Python jieba's words and IDF without loading Python jieba's tables; these tests load
 them (slowly, once) to check that the fast path agrees."""
 
 import json
@@ -9,7 +9,7 @@ import jieba
 import jieba.analyse
 import pytest
 
-from tecorag.generate import words
+from tecorag.text import words
 
 ROOT = Path(__file__).resolve().parents[2]
 

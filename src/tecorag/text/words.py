@@ -21,7 +21,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-# jieba.analyse's defaults, copied so that neither its module nor its table is loaded (tests/generate/test_words.py
+# jieba.analyse's defaults, copied so that neither its module nor its table is loaded (tests/text/test_words.py
 # checks both against jieba): the median of idf.txt, given to words the table does not know, and its stop words.
 MEDIAN_IDF = 11.9547675029
 STOP_WORDS = frozenset((
