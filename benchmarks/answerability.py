@@ -26,23 +26,12 @@ from tecorag.config import load_settings
 from tecorag.errors import KnowledgeBaseNotFound
 from tecorag.evaluate.cmrc import load_cmrc
 from tecorag.evaluate.metrics import comparison_form, contains_answer
-from tecorag.generate.extractive import ANSWERABILITY_BIAS, ANSWERABILITY_WEIGHTS, ExtractiveAnswerer
+from tecorag.generate.extractive import ANSWERABILITY_BIAS, ANSWERABILITY_WEIGHTS, answerability
 from tecorag.rag import RAG
-from tecorag.text.question import question_profile
-from tecorag.types import NO_ANSWER, Hit
+from tecorag.types import NO_ANSWER
 
 CMRC = Path(__file__).resolve().parents[2] / "shared" / "data" / "cmrc2018" / "cmrc2018_dev.json"
 BARS = (0.05, 0.1, 0.15, 0.2, 0.3)
-
-
-def read_choice_measures(answerer: ExtractiveAnswerer, question: str, hits: list[Hit]) -> dict[str, float] | None:
-    """The answerability measures of the unit the answerer chooses, read the way ExtractiveAnswerer.answer reads:
-    the first hits, then all of them for a question asking for a kind of thing; None when it chooses nothing."""
-    profile = question_profile(question)
-    choice = answerer.choose(profile, hits[:answerer.max_hits])
-    if choice is None and profile.asked_type is not None:
-        choice = answerer.choose(profile, hits)
-    return None if choice is None else choice.measures
 
 
 def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = 1.0, steps: int = 50) -> np.ndarray:
@@ -85,33 +74,30 @@ def main() -> None:
             hits = rag.retrieve(args.kb, question.question, top_k=top_k + 6)
             without_own = [hit for hit in hits if hit.chunk.file != question.document]
             for asked, read in (("as asked", hits[:top_k]), ("without its paragraph", without_own[:top_k])):
-                text = answerer.answer(question.question, read).text
+                answer = answerer.answer(question.question, read)
                 passages = comparison_form(" ".join(hit.chunk.text for hit in read[:answerer.max_hits]))
                 records.append({
                     "half": "first" if number < len(questions) // 2 else "second", "asked": asked,
                     "answerable": any(comparison_form(gold) in passages for gold in question.answers),
-                    "contains": contains_answer(text, question.answers) == 1.0, "refused": text == NO_ANSWER,
-                    "measures": read_choice_measures(answerer, question.question, read)})
+                    "contains": contains_answer(answer.text, question.answers) == 1.0,
+                    "refused": answer.text == NO_ANSWER, "measures": answer.measures})
 
     names = list(ANSWERABILITY_WEIGHTS)
-    scored = [record for record in records if record["measures"] is not None and not record["refused"]]
+    scored = [record for record in records if not record["refused"]]
     first = [record for record in scored if record["half"] == "first"]
     fitted = fit_logistic(np.array([[record["measures"][name] for name in names] for record in first]),
                           np.array([float(record["answerable"]) for record in first]))
-    current = np.array([*ANSWERABILITY_WEIGHTS.values(), ANSWERABILITY_BIAS])
 
-    def probability(record: dict, weights: np.ndarray) -> float:
-        if record["measures"] is None:
-            return 0.0
-        logit = weights[-1] + sum(weight * record["measures"][name] for name, weight in zip(names, weights))
-        return float(1.0 / (1.0 + np.exp(-logit)))
+    def passes(record: dict, threshold: float) -> bool:
+        """Answered by the code's model at this bar (refused before the check: never)."""
+        return not record["refused"] and answerability(record["measures"]) >= threshold
 
-    def figures(half: str, weights: np.ndarray, threshold: float) -> dict:
+    def figures(half: str, threshold: float) -> dict:
         asked = [r for r in records if r["half"] == half and r["asked"] == "as asked"]
         lacking = [r for r in records if r["half"] == half and r["asked"] == "without its paragraph"
                    and not r["answerable"]]
-        kept = [r["contains"] and probability(r, weights) >= threshold for r in asked]
-        refused = [r["refused"] or probability(r, weights) < threshold for r in lacking]
+        kept = [r["contains"] and passes(r, threshold) for r in asked]
+        refused = [not passes(r, threshold) for r in lacking]
         return {"containment": round(sum(kept) / len(asked), 4),
                 "unanswerable_refused": round(sum(refused) / len(lacking), 4)}
 
@@ -121,8 +107,8 @@ def main() -> None:
         "fitted_on_first_half": {"weights": dict(zip(names, np.round(fitted[:-1], 2).tolist())),
                                  "bias": round(float(fitted[-1]), 2)},
         "in_code": {"weights": ANSWERABILITY_WEIGHTS, "bias": ANSWERABILITY_BIAS, "bar": bar},
-        "no_check": {half: figures(half, current, 0.0) for half in ("first", "second")},
-        "in_code_by_bar": {str(threshold): {half: figures(half, current, threshold) for half in ("first", "second")}
+        "no_check": {half: figures(half, 0.0) for half in ("first", "second")},
+        "in_code_by_bar": {str(threshold): {half: figures(half, threshold) for half in ("first", "second")}
                            for threshold in BARS},
     }
     print(json.dumps(report, ensure_ascii=False))

@@ -69,9 +69,10 @@ def open_rag(ctx: typer.Context, *, store_first: bool = False):
 
 
 @app.callback()
-def main(config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML settings file "
-                                                                             "(default ./tecorag.yaml if present)"),
-         verbose: bool = typer.Option(False, "--verbose", "-v", help="Show third-party warnings and log lines")):
+def global_options(
+        config: Optional[Path] = typer.Option(None, "--config", "-c",
+                                              help="YAML settings file (default ./tecorag.yaml if present)"),
+        verbose: bool = typer.Option(False, "--verbose", "-v", help="Show third-party warnings and log lines")):
     """Settings come from the YAML file, then APP_* environment variables; data lives under TECORAG_HOME."""
     quiet.configure(verbose)
 

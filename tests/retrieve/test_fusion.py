@@ -3,8 +3,6 @@ the real Milvus Lite, where it runs, on hand-built vectors from the deterministi
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 

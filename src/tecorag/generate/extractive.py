@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -58,6 +58,9 @@ class ExtractedAnswer:
     text: str
     hit_index: int | None      # which of the given hits the text came from; None for NO_ANSWER
     score: float
+    # The answerability measures of the chosen unit (answerability_measures), None for NO_ANSWER: what
+    # benchmarks/answerability.py fits the model on. Not part of what the answer is.
+    measures: dict[str, float] | None = field(default=None, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -442,13 +445,15 @@ ANSWERABILITY_WEIGHTS = {"unit_coverage": 5.27, "passage_subject_coverage": 2.78
 ANSWERABILITY_BIAS = -6.37
 
 
-def answerability_measures(profile: QuestionProfile, candidate: SentenceCandidate, context: str) -> dict[str, float]:
+def answerability_measures(profile: QuestionProfile, candidate: SentenceCandidate,
+                           passage_subject_coverage: float) -> dict[str, float]:
     """What the answerability model reads: how much of the question the chosen unit (with its heading and what
-    it carries) holds, how much of the question's subject its passage holds, and how many words the question
-    has (tenths): a share of a long question is stronger evidence than the same share of a short one."""
+    it carries) holds, how much of the question's subject its passage holds (subject_coverage, which the
+    answerer has already measured), and how many words the question has (tenths): a share of a long question is
+    stronger evidence than the same share of a short one."""
     unit = content_chars(" ".join((candidate.title, candidate.text, *candidate.carries)))
     return {"unit_coverage": coverage(profile.words, profile.pieces, unit),
-            "passage_subject_coverage": subject_coverage(profile, context),
+            "passage_subject_coverage": passage_subject_coverage,
             "question_words": len(profile.subject_words) / 10}
 
 
@@ -538,7 +543,7 @@ class ExtractiveAnswerer:
         if choice is None or choice.answerability < self.min_answerability:
             return ExtractedAnswer(NO_ANSWER, None, 0.0)
         text = self._compose(profile, choice.candidates, choice.lexical_scores, choice.chosen)
-        return ExtractedAnswer(text, choice.candidate.hit_index, choice.probability)
+        return ExtractedAnswer(text, choice.candidate.hit_index, choice.probability, choice.measures)
 
     def choose(self, profile: QuestionProfile, hits: Sequence[Hit], query_vector: np.ndarray | None = None
                ) -> Choice | None:
@@ -552,7 +557,7 @@ class ExtractiveAnswerer:
         candidates = [candidate for index in usable for candidate in chunk_candidates(index, hits[index].chunk)]
         if not candidates:
             return None
-        coverage = {index: subject_coverage(profile, contexts[index]) for index in usable}
+        subject_shares = {index: subject_coverage(profile, contexts[index]) for index in usable}
         features = lexical_features(profile, candidates, HitLayout.of(hits))
         lexical_scores = features @ np.asarray(LEXICAL_WEIGHTS, dtype=np.float32)
         lexical_scores += np.array([structure_bonus(profile, candidate) for candidate in candidates],
@@ -561,7 +566,7 @@ class ExtractiveAnswerer:
             # Types with a weak cue (a place, a person, a date) need less of the subject: prose paraphrases.
             min_coverage = self.min_subject_coverage if profile.asked_type in MASKED_TYPES | {"number"} \
                 else self.min_subject_coverage - WEAK_TYPE_COVERAGE_SLACK
-            allowed = np.array([coverage[candidate.hit_index] >= min_coverage
+            allowed = np.array([subject_shares[candidate.hit_index] >= min_coverage
                                 and has_asked_type(profile.asked_type, candidate)
                                 and about_the_subject(profile, candidate)
                                 for candidate in candidates])
@@ -579,7 +584,7 @@ class ExtractiveAnswerer:
         probabilities = np.exp(finite - finite.max())
         probabilities /= probabilities.sum()
         candidate = candidates[chosen]
-        measures = answerability_measures(profile, candidate, contexts[candidate.hit_index])
+        measures = answerability_measures(profile, candidate, subject_shares[candidate.hit_index])
         return Choice(candidates, lexical_scores, chosen, float(probabilities[chosen]), measures)
 
     @classmethod

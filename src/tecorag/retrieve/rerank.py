@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from ..errors import ConfigError
 from ..normalize import normalize_text
 from ..registry import Registry
-# The answerer's own measures: what the question asks for, and how much of it a passage holds.
+# The answerer reads a question and a passage the same way: what is asked, and how much of it a passage holds.
 from ..text.question import MASKED_TYPES, coverage, passage_context, question_profile, text_holds_type
 from ..types import Hit
 

@@ -64,7 +64,7 @@ async def teco_events(events: Iterator[StreamEvent], return_docs: bool, kb_empty
         log.warning("chat stream failed: %s", error)
         yield sse_data({"result": text, "error": error_message(error), "code": status_for(error),
                         "error_code": error_code_for(error)})
-    except Exception as error:  # headers are gone: the client can only learn it from the stream
+    except Exception:  # headers are gone: the client can only learn it from the stream
         log.exception("chat stream crashed")
         yield sse_data({"result": text, "error": INTERNAL_ERROR_MESSAGE, "code": 500, "error_code": "internal"})
 
