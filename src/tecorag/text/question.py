@@ -46,7 +46,7 @@ ASKED_TYPES = (
     ("command", re.compile(r"命令|指令")),
     ("person", re.compile(r"谁|哪位|何人")),
     ("place", re.compile(r"哪里|哪儿|何处|何地|哪个(?:国家|城市|省|地区)|哪国|哪座|位于|在哪")),
-    ("number", re.compile(r"多少|几[个位次种条项名年天岁倍]|多大|多长|多高|多远|多重|多久|上限|下限|最大值|最小值|数量|比例")),
+    ("number", re.compile(r"多少|(?<!哪)几[个位次种条项名年天岁倍]|多大|多长|多高|多远|多重|多久|上限|下限|最大值|最小值|数量|比例")),
 )
 
 # Words that ask for a thing (not "如何", "为什么": those ask for a way or a reason), and how many characters away
@@ -58,14 +58,15 @@ ASKED_TYPE_REACH = 8
 # Any written quantity, for the refusal check: digits, or Chinese numerals ("五百元", "十个工作日", "满一年").
 # Broader than extractive.NUMBER_CUE (a fitted scoring feature, kept as it was fitted): refusing "每晚不超过五百元"
 # because 元 is not a listed measure word would be a false refusal, and a false refusal costs more than a weak answer.
-NUMBER_IN_TEXT = re.compile(r"\d|[零〇二两三四五六七八九十百千万亿]|一[个位名种次人只座条项部家所米倍岁年元块天日周月时秒页台张本篇章节层级成]")
+NUMBER_IN_TEXT = re.compile(r"\d|[零〇二两三四五六七八九十百千万亿]|一[个位名种次人只座条项部家所米倍岁年元块天日周月时分秒页台张本篇章节层级成]")
 
-# A point in time written as one, for the refusal check: a year, month, day, century, era, dynasty ("宋代"), season,
-# clock time ("5时30分"). Stricter than extractive.TIME_CUE (a fitted scoring feature, kept as it was fitted), whose
-# "之后", "以前", "当时" are in passages about anything.
-DATE_IN_TEXT = re.compile(r"\d{1,4}\s*年|\d{1,2}\s*月|\d{1,2}\s*[日号]|[〇零一二三四五六七八九十百]+年|世纪|年代|时期|朝"
+# A point in time written as one, for the refusal check: a year, month, day, century, era, dynasty ("宋代"), age
+# ("战国时代", "中元古代"), season, clock time ("5时30分"), a person's age ("满15岁"). Stricter than
+# extractive.TIME_CUE (a fitted scoring feature, kept as it was fitted), whose "之后", "以前", "当时" are in
+# passages about anything.
+DATE_IN_TEXT = re.compile(r"\d{1,4}\s*年|\d{1,2}\s*月|\d{1,2}\s*[日号]|[〇零一二三四五六七八九十百]+年|世纪|年代|时代|古代|时期|朝"
                           r"|[初末中晚早前后]期|[宋唐元明清汉晋隋秦周商夏]代|[春夏秋冬]季|\d{1,2}\s*[时点]"
-                          r"|\d{1,2}:\d{2}|(?<!\d)\d{4}(?!\d)")
+                          r"|\d{1,2}:\d{2}|(?<!\d)\d{4}(?!\d)|\d{1,3}\s*岁")
 WEB_ADDRESS = re.compile(r"(?:https?|ftp)://\S+|www\.\S+|\d+\.\d+\.\d+\.\d+(?::\d+)?")
 
 # What a text holding each kind looks like; a command is also known by the unit itself (extractive.has_asked_type).

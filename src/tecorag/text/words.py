@@ -49,6 +49,14 @@ def cut(text: str) -> list[str]:
             for piece in (_LATIN_PIECES.findall(word) if word.isascii() and len(word) > 1 else (word,))]
 
 
+def tag(text: str) -> list[tuple[str, str]]:
+    """jieba's words of `text` with their part-of-speech tags ("nr" a person's name, "ns" a place's, "nt" an
+    organisation's, "eng" a Latin run)."""
+    import rjieba
+
+    return rjieba.tag(text)
+
+
 def idf(word: str) -> float:
     """jieba's IDF of `word`; MEDIAN_IDF for a word its table does not hold."""
     if not word or any(char.isspace() for char in word):
