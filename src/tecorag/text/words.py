@@ -7,7 +7,7 @@ table on import (0.6 s): most of a cold `tecorag ask`. Here:
 - words come from jieba-rs (`rjieba`, the same dictionary and algorithm, loaded in ~0.15 s; it is also the
   tokenizer Milvus's BM25 analyzer runs). jieba-rs keeps Latin runs such as "Teco-RAG" or "rt_spm_malloc" whole
   where Python jieba cuts them at punctuation; `cut` cuts them the same way, so the words are Python jieba's:
-  on the 3,338 questions of benchmarks/teco_qa.json and CMRC 2018 dev, one question differs ("可当" vs "可"+"当").
+  on the 3,385 questions of benchmarks/teco_qa.json and CMRC 2018 dev, one question differs ("可当" vs "可"+"当").
 - an IDF is looked up by bisection in a sorted copy of jieba's own idf.txt, read as bytes (10 ms), instead of
   parsing the whole table into a dict.
 """
@@ -30,8 +30,10 @@ STOP_WORDS = frozenset((
 ))
 
 # Python jieba's cut of a Latin run: letters and digits together (one decimal part and a trailing % kept whole:
-# "1.4", "10%", but "1.0.0" as "1.0" "." "0"), every other character alone.
+# "1.4", "10%", but "1.0.0" as "1.0" "." "0"), every other character alone. A run of punctuation only is a word of
+# jieba's dictionary ("--", "...", "&&") and stays whole in both.
 _LATIN_PIECES = re.compile(r"[A-Za-z0-9]+(?:\.[0-9]+)?%?|[^A-Za-z0-9]")
+NOT_LATIN_WORD = re.compile(r"[^A-Za-z0-9]+")
 
 
 def load() -> None:
@@ -46,7 +48,8 @@ def cut(text: str) -> list[str]:
     import rjieba
 
     return [piece for word in rjieba.cut(text)
-            for piece in (_LATIN_PIECES.findall(word) if word.isascii() and len(word) > 1 else (word,))]
+            for piece in (_LATIN_PIECES.findall(word) if word.isascii() and len(word) > 1
+                          and not NOT_LATIN_WORD.fullmatch(word) else (word,))]
 
 
 def tag(text: str) -> list[tuple[str, str]]:
