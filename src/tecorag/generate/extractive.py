@@ -321,7 +321,9 @@ def has_asked_type(profile: QuestionProfile, candidate: SentenceCandidate) -> bo
             return False
         return says_what_is_asked(profile, " ".join((candidate.text, *candidate.carries)))
     if asked_type == "command":
-        return candidate.is_command or text_holds_type("command", candidate.text)
+        # A sentence introducing a code block ("执行以下命令：") holds the commands it carries.
+        return candidate.is_command or text_holds_type("command", candidate.text) \
+            or candidate.carries_code and text_holds_type("command", "\n".join(candidate.carries))
     return text_holds_type(asked_type, " ".join((candidate.text, *candidate.carries)))
 
 
@@ -633,7 +635,10 @@ class ExtractiveAnswerer:
             # Types with a weak cue (a place, a person, a date) need less of the subject: prose paraphrases.
             min_coverage = self.min_subject_coverage if profile.asked_type in MASKED_TYPES | {"number"} \
                 else self.min_subject_coverage - WEAK_TYPE_COVERAGE_SLACK
-            allowed = np.array([subject_shares[candidate.hit_index] >= min_coverage
+            # A table row keyed by the parameter the question names ("chunk_overlap") is about the subject
+            # however the question paraphrases the rest ("相邻 chunk 之间的重叠长度" for "冗余长度").
+            allowed = np.array([(subject_shares[candidate.hit_index] >= min_coverage
+                                 or candidate.kind == "row" and row_key(candidate) in profile.code_names)
                                 and has_asked_type(profile, candidate)
                                 and about_the_subject(profile, candidate)
                                 for candidate in candidates])

@@ -92,6 +92,8 @@ MASKED_TYPES = frozenset({"port", "version", "path", "url", "command"})
 SUBJECT_IDF_FLOOR = 3.0
 SCRIPT_RUN = re.compile(r"[a-z0-9]+|[^\sa-z0-9]+")
 ASCII_TOKEN = re.compile(r"[a-z0-9]+")
+CODE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+")
+LIST_BREAK = re.compile(r"[、，,；;（）()：:/]")
 COMMAND_START = re.compile(r"(?:^|\s)(?:\$\s*)?(?:python3?|pip3?|bash|sh|cd|export|git|conda|docker|make|cmake|source"
                            r"|sudo|apt(?:-get)?|yum|curl|wget|\./[\w.-]+)\s")
 
@@ -258,8 +260,16 @@ class QuestionProfile:
 
     @cached_property
     def tokens(self) -> tuple[str, ...]:
-        """Latin and digit tokens of the question ("topk", "404", "model_engine" as "modelengine")."""
-        return tuple(dict.fromkeys(token for token in ASCII_TOKEN.findall(self.content) if len(token) >= 2))
+        """Latin and digit tokens of the question ("topk", "404", "model_engine" as "modelengine"); a list
+        ("add、gemm") gives one token per item."""
+        return tuple(dict.fromkeys(token for part in LIST_BREAK.split(self.text)
+                                   for token in ASCII_TOKEN.findall(content_chars(part)) if len(token) >= 2))
+
+    @cached_property
+    def code_names(self) -> tuple[str, ...]:
+        """Names written as code in the question ("chunk_overlap", as "chunkoverlap"): a parameter or a function,
+        unlike a plain word ("decode") that many rows of a table share."""
+        return tuple(content_chars(name) for name in CODE_NAME.findall(self.text))
 
     @cached_property
     def wants_list(self) -> bool:
