@@ -12,12 +12,12 @@ from tecorag.generate.base import generate
 from tecorag.config import TextSplitterSettings
 from tecorag.generate.extractive import (FEATURE_NAMES, ExtractedAnswer, ExtractiveAnswerer, HitLayout,
                                          answerability, chunk_candidates, lexical_features, names_who_or_where,
-                                         sentence_texts)
+                                         sentence_texts, unknown_names)
 from tecorag.text.passage import answer_sentences, passage_units, render_markdown
 from tecorag.ingest.loaders.text import load_markdown
 from tecorag.ingest.splitter import ChineseTextSplitter
 from tecorag.normalize import normalize_text
-from tecorag.text.question import QuestionProfile
+from tecorag.text.question import QuestionProfile, passage_context
 from tecorag.types import NO_ANSWER, Chunk, Hit
 
 COMPANY = (
@@ -523,6 +523,23 @@ def test_where_something_is_declared_is_answered_by_a_file_but_a_city_never_is()
                   "星河算子开发指南.md", heading=("新增算子", "接口声明"))
     assert "xinghe.h" in ExtractiveAnswerer().answer("新增算子时，算子的 C API 应该声明在哪个头文件里？", [passage]).text
     assert ExtractiveAnswerer().answer("星河算子的测试机房位于哪个城市？", [passage]).text == NO_ANSWER
+
+
+def test_a_row_keyed_by_the_parameter_the_question_names_answers_a_paraphrased_question(manual_hits: list[Hit]) -> None:
+    # The passage holds less than the required share of the question's subject ("页面服务", "不改配置"), but the row
+    # is keyed by the parameter the question names as code.
+    hits = hits_holding(manual_hits, "参数名称")
+    answer = ExtractiveAnswerer().answer("WebUI 页面服务的端口号（web_server_port）不改配置的话是多少？", hits)
+    assert "9003" in answer.text
+
+
+def test_items_a_question_lists_are_names_of_their_own() -> None:
+    profile = QuestionProfile(normalize_text("怎样编译运行 algorithm_example 里的算子示例（add、gemm 等）？"))
+    assert {"algorithmexample", "add", "gemm"} <= set(profile.tokens) and profile.code_names == ("algorithmexample",)
+    passage = hit("algorithm_example 提供 gemm 算子和 add 算子的实现示例。编译运行方式是执行以下命令：\n\n"
+                  "```\nbash run_customops.sh algorithm_example\n```", "算法示例.md", heading=("算法示例", "编译运行"))
+    assert unknown_names(profile, [passage_context(passage)]) == []      # "addgemm" was an unknown name
+    assert ExtractiveAnswerer().answer(profile.text, [passage]).text != NO_ANSWER
 
 
 HAT_P_2B = ("该行星的轨道离心率较高，其近拱点和远拱点与中央恒星的距离分别为4.9百万英里和15.36百万英里；如果地球的轨道也拥有"

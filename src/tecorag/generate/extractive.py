@@ -321,9 +321,7 @@ def has_asked_type(profile: QuestionProfile, candidate: SentenceCandidate) -> bo
             return False
         return says_what_is_asked(profile, " ".join((candidate.text, *candidate.carries)))
     if asked_type == "command":
-        # A sentence introducing a code block ("执行以下命令：") holds the commands it carries.
-        return candidate.is_command or text_holds_type("command", candidate.text) \
-            or candidate.carries_code and text_holds_type("command", "\n".join(candidate.carries))
+        return candidate.is_command or text_holds_type("command", candidate.text)
     return text_holds_type(asked_type, " ".join((candidate.text, *candidate.carries)))
 
 
