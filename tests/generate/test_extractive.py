@@ -542,6 +542,15 @@ def test_items_a_question_lists_are_names_of_their_own() -> None:
     assert ExtractiveAnswerer().answer(profile.text, [passage]).text != NO_ANSWER
 
 
+def test_a_version_is_answered_only_where_it_is_the_version_of_what_the_question_names() -> None:
+    dependencies = hit("构建星河扩展的必需依赖：\n\n- Python 3.8+\n- torch\n- torch-sdaa\n- CMake >= 3.24\n",
+                       "星河扩展构建.md", heading=("星河扩展", "构建"))
+    answerer = ExtractiveAnswerer()
+    assert "3.24" in answerer.answer("构建星河扩展时，CMake 版本至少需要多少？", [dependencies]).text
+    # The list states versions, and names torch-sdaa, but not torch-sdaa's version.
+    assert answerer.answer("构建星河扩展时，torch-sdaa 需要安装哪个具体版本？", [dependencies]).text == NO_ANSWER
+
+
 HAT_P_2B = ("该行星的轨道离心率较高，其近拱点和远拱点与中央恒星的距离分别为4.9百万英里和15.36百万英里；如果地球的轨道也拥有"
             "如此高的离心率，那么其近拱点距离太阳将仅0.4837天文单位，而远拱点将会到达火星轨道处。除了中央恒星提供的热量，"
             "潮汐热效应也被认为在该行星的演化进程中起到了重要作用。此外科学家认为在HAT-P-2轨道之外还存在着一颗行星，"

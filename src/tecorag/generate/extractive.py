@@ -322,7 +322,18 @@ def has_asked_type(profile: QuestionProfile, candidate: SentenceCandidate) -> bo
         return says_what_is_asked(profile, " ".join((candidate.text, *candidate.carries)))
     if asked_type == "command":
         return candidate.is_command or text_holds_type("command", candidate.text)
+    if asked_type == "version":
+        return states_version_of_name(profile, (candidate.text, *candidate.carries))
     return text_holds_type(asked_type, " ".join((candidate.text, *candidate.carries)))
+
+
+def states_version_of_name(profile: QuestionProfile, lines: Sequence[str]) -> bool:
+    """Whether a line states a version, and, when the question names what it asks the version of in Latin
+    letters ("torch-sdaa 需要哪个版本"), a version of one of those names: a list of dependencies ("Python 3.8+",
+    "torch-sdaa", "CMake >= 3.24") states versions, but not torch-sdaa's."""
+    names = [token for token in profile.tokens if len(token) >= 3 and not token.isdigit()]
+    return any(text_holds_type("version", line) and (not names or any(name in content_chars(line) for name in names))
+               for text in lines for line in text.split("\n"))
 
 
 def says_what_is_asked(profile: QuestionProfile, text: str) -> bool:
