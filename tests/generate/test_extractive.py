@@ -317,6 +317,8 @@ def test_a_file_tree_cut_from_its_fence_is_code_and_never_names_a_day_or_a_perso
     ("在 SDAAC_examples 目录下，怎样编译并运行 DMA 示例？", None),     # names a directory, asks how
     ("如何查看服务的端口？", None),
     ("请给出服务的默认端口", "port"),                                   # no question word: what is named is asked
+    ("algorithm_example 目录里提供了哪些算子的实现示例？", None),        # a noun after the question word is asked
+    ("美国特勤区的雇员有哪几种？", None),                                # kinds, not a number
 ])
 def test_the_asked_type_is_the_one_the_question_word_asks_for(question: str, asked: str | None) -> None:
     assert QuestionProfile(question).asked_type == asked

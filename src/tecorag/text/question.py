@@ -54,6 +54,8 @@ ASKED_TYPES = (
 ASKING_HOW = re.compile(r"为什么|为何|如何|怎样|怎么|吗")
 ASKING = re.compile("|".join(word for word in QUESTION_WORDS if not ASKING_HOW.fullmatch(word)))
 ASKED_TYPE_REACH = 8
+# After a question word: a measure word or 一, then a noun (not a function word, not punctuation).
+NAMES_WHAT_IT_ASKS = re.compile(r"[个种些位条项类款一]*\s*[\u4e00-\u9fff](?<![的了是在和与呢吗啊呀])")
 
 # Any written quantity, for the refusal check: digits, or Chinese numerals ("五百元", "十个工作日", "满一年").
 # Broader than extractive.NUMBER_CUE (a fitted scoring feature, kept as it was fitted): refusing "每晚不超过五百元"
@@ -209,9 +211,11 @@ class QuestionProfile:
         def distance(span: tuple[int, int]) -> int:
             if imperative:       # no question word ("请给出默认端口"): whatever kind is named is asked for
                 return 0
-            if not asking:
-                return ASKED_TYPE_REACH + 1
-            return min(max(0, span[0] - end, start - span[1]) for start, end in asking)
+            # A kind named before a question word that a noun follows is not what it asks: "目录里提供了哪些算子"
+            # asks for 算子, "默认端口是多少" for the port.
+            gaps = [max(0, span[0] - end, start - span[1]) for start, end in asking
+                    if span[1] > start or not NAMES_WHAT_IT_ASKS.match(self.text, end)]
+            return min(gaps, default=ASKED_TYPE_REACH + 1)
 
         found = [(name, min(distance(match.span()) for match in pattern.finditer(self.text)))
                  for name, pattern in ASKED_TYPES if pattern.search(self.text)]
