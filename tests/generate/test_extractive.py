@@ -12,7 +12,7 @@ from tecorag.generate.base import generate
 from tecorag.config import TextSplitterSettings
 from tecorag.generate.extractive import (FEATURE_NAMES, ExtractedAnswer, ExtractiveAnswerer, HitLayout,
                                          answerability, chunk_candidates, lexical_features, names_who_or_where,
-                                         sentence_texts, unknown_names)
+                                         says_what_is_asked, sentence_texts, unknown_names)
 from tecorag.text.passage import answer_sentences, passage_units, render_markdown
 from tecorag.ingest.loaders.text import load_markdown
 from tecorag.ingest.splitter import ChineseTextSplitter
@@ -551,6 +551,20 @@ def test_a_version_is_answered_only_where_it_is_the_version_of_what_the_question
     assert "3.24" in answerer.answer("构建星河扩展时，CMake 版本至少需要多少？", [dependencies]).text
     # The list states versions, and names torch-sdaa, but not torch-sdaa's version.
     assert answerer.answer("构建星河扩展时，torch-sdaa 需要安装哪个具体版本？", [dependencies]).text == NO_ANSWER
+
+
+@pytest.mark.parametrize(("question", "answer", "says"), [
+    ("2009年4月，柴郡改制为几个单一管理区？", "2009年4月，柴郡改制为4个单一管理区。", True),   # "4个", not the question's 4月
+    ("2009年4月，柴郡改制为几个单一管理区？", "2009年4月，柴郡废除了非都市郡。", False),     # only the question's numbers
+    ("最常见的默哀时间是多久？", "最常见的默哀时间为一分钟。", True),
+    ("周朝贵族女子在什么时候举办笄礼？", "周朝贵族女子则是在满15岁举办笄礼。", True),          # an age is a time
+    ("原冈瓦那大陆存在于哪个时期？", "原冈瓦那大陆是个史前大陆，存在于中元古代到新元古代。", True),
+    ("原冈瓦那大陆存在于哪个时期？", "原冈瓦那大陆是个史前大陆，意为最初的冈瓦那大陆。", False),
+    ("1779年，佛蒙特州位于东部的县城是什么？", "当时位于东部的县则为坎伯兰县。", True),          # a place character
+    ("开发星河平台的公司总部位于哪个城市？", "星河平台是一个围绕开源大模型构建的开发框架。", False),
+])
+def test_an_answer_says_who_where_when_or_how_many_beyond_the_question(question: str, answer: str, says: bool) -> None:
+    assert says_what_is_asked(QuestionProfile(normalize_text(question)), answer) is says
 
 
 HAT_P_2B = ("该行星的轨道离心率较高，其近拱点和远拱点与中央恒星的距离分别为4.9百万英里和15.36百万英里；如果地球的轨道也拥有"
