@@ -33,9 +33,13 @@ LICENCE_FILES = ("LICENSE.teco-ops", "LICENSE.teco-rag")
 # An extractive answer is a sentence or two, never a whole passage.
 MAX_ANSWER_CHARS = 300
 # Floors for test_citation_rank_and_answer_facts. Measured on the 41 questions: expected file cited first 39,
-# answer holds the fact 21. Held with a small margin; falling below them is a regression.
+# answer holds the fact 21 when first written, 28 now (2026-12-03). Held with a margin; below them is a regression.
 MIN_CITED_FIRST = 37
 MIN_WITH_FACT = 18
+# Refusals of these answerable questions, held to the 5% that issue 9 allows (2 of 41). Measured: 2 since answers
+# must say what a number or date question asks ("width 必须是多少" answered with the parameter's row, "docs 字段
+# 什么时候返回" with the interface's description); neither answer held the fact before.
+MAX_REFUSED = 2
 CLI_TIMEOUT_S = 300
 
 
@@ -230,7 +234,6 @@ def test_answer_cites_the_document_that_holds_it(ask: Callable[[str], Answer], q
     files = cited_files(answer)
     assert set(files) & set(question.sources), f"expected one of {question.sources}, cited {files}"
     assert answer.text.strip()
-    assert answer.text != NO_ANSWER, f"no answer although it cites {files}"
     assert len(answer.text) <= MAX_ANSWER_CHARS, answer.text
 
 
@@ -240,15 +243,18 @@ def test_citation_rank_and_answer_facts(ask: Callable[[str], Answer]):
     answers = {question.text: ask(question.text) for question in QUESTIONS}
     first = [q for q in QUESTIONS if cited_files(answers[q.text])[:1] and cited_files(answers[q.text])[0] in q.sources]
     with_fact = [q for q in QUESTIONS if q.fact in answers[q.text].text]
+    refused = [q.text for q in QUESTIONS if answers[q.text].text == NO_ANSWER]
     totals = sorted(answers[q.text].timings_ms["total"] for q in QUESTIONS)
     print(f"\nteco-docs, {len(QUESTIONS)} questions: expected file cited first {len(first)}, "
-          f"answer holds the fact {len(with_fact)}; ask p50 {totals[len(totals) // 2]:.0f} ms, max {totals[-1]:.0f} ms")
+          f"answer holds the fact {len(with_fact)}, refused {len(refused)}; ask p50 {totals[len(totals) // 2]:.0f} ms, "
+          f"max {totals[-1]:.0f} ms")
     for question in QUESTIONS:
         answer = answers[question.text]
         if question not in first or question not in with_fact:
             print(f"  {question.text}\n    cited {cited_files(answer)[:3]}\n    answer {answer.text[:100]!r}")
     assert len(first) >= MIN_CITED_FIRST
     assert len(with_fact) >= MIN_WITH_FACT
+    assert len(refused) <= MAX_REFUSED, refused
 
 
 @pytest.mark.parametrize("question", UNANSWERABLE, ids=["travel-expenses", "annual-leave", "train-fare"])
