@@ -544,6 +544,12 @@ def test_items_a_question_lists_are_names_of_their_own() -> None:
     assert ExtractiveAnswerer().answer(profile.text, [passage]).text != NO_ANSWER
 
 
+def test_only_names_of_three_letters_or_more_refuse_a_question_when_no_source_mentions_them() -> None:
+    profile = QuestionProfile(normalize_text("星河 UI 的 JS 接口返回 404 时，kafka 队列怎么处理？"))
+    assert profile.names == ("kafka",)
+    assert unknown_names(profile, [passage_context(hit("星河接口出错时的处理流程。", "星河.md"))]) == ["kafka"]
+
+
 def test_a_version_is_answered_only_where_it_is_the_version_of_what_the_question_names() -> None:
     dependencies = hit("构建星河扩展的必需依赖：\n\n- Python 3.8+\n- torch\n- torch-sdaa\n- CMake >= 3.24\n",
                        "星河扩展构建.md", heading=("星河扩展", "构建"))

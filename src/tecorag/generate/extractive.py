@@ -315,24 +315,22 @@ COPULA_ONE = re.compile(r"(?<=[是为])一[个种]")
 def has_asked_type(profile: QuestionProfile, candidate: SentenceCandidate) -> bool:
     """Whether the unit (with what it carries) holds the kind of thing the question asks for."""
     asked_type = profile.asked_type
-    if asked_type in UNMASKED_TYPES:
-        # A line of code or of a file tree never names a person or a day (a place it names is a file).
-        if asked_type in ("person", "date") and (candidate.kind == "code" or candidate.carries_code):
-            return False
-        return says_what_is_asked(profile, " ".join((candidate.text, *candidate.carries)))
     if asked_type == "command":
         return candidate.is_command or text_holds_type("command", candidate.text)
     if asked_type == "version":
         return states_version_of_name(profile, (candidate.text, *candidate.carries))
-    return text_holds_type(asked_type, " ".join((candidate.text, *candidate.carries)))
+    if asked_type in ("person", "date") and (candidate.kind == "code" or candidate.carries_code):
+        return False    # a line of code or of a file tree never names a person or a day (a place it names is a file)
+    text = " ".join((candidate.text, *candidate.carries))
+    return says_what_is_asked(profile, text) if asked_type in UNMASKED_TYPES else text_holds_type(asked_type, text)
 
 
 def states_version_of_name(profile: QuestionProfile, lines: Sequence[str]) -> bool:
     """Whether a line states a version, and, when the question names what it asks the version of in Latin
     letters ("torch-sdaa 需要哪个版本"), a version of one of those names: a list of dependencies ("Python 3.8+",
     "torch-sdaa", "CMake >= 3.24") states versions, but not torch-sdaa's."""
-    names = [token for token in profile.tokens if len(token) >= 3 and not token.isdigit()]
-    return any(text_holds_type("version", line) and (not names or any(name in content_chars(line) for name in names))
+    return any(text_holds_type("version", line)
+               and (not profile.names or any(name in content_chars(line) for name in profile.names))
                for text in lines for line in text.split("\n"))
 
 
@@ -379,15 +377,14 @@ def names_who_or_where(profile: QuestionProfile, text: str) -> bool:
         return True
     if any(content_chars(name) not in profile.content for name in LATIN_NAME.findall(text)):
         return True
-    return any((pos in NAME_TAGS or place and PLACE_CUE.search(word)) and content_chars(word)
-               and content_chars(word) not in profile.content for word, pos in jieba_words.tag(text))
+    return any((pos in NAME_TAGS or place and PLACE_CUE.search(word)) and name and name not in profile.content
+               for word, pos in jieba_words.tag(text) for name in (content_chars(word),))
 
 
 def unknown_names(profile: QuestionProfile, contexts: Sequence[str]) -> list[str]:
     """The question's names (Latin tokens of 3+ letters: "windows", "gcc", "kafka") that no retrieved passage
     mentions: the documents retrieved are about something else, whatever else they share with the question."""
-    return [token for token in profile.tokens
-            if len(token) >= 3 and not token.isdigit() and not any(token in context for context in contexts)]
+    return [name for name in profile.names if not any(name in context for context in contexts)]
 
 
 def about_the_subject(profile: QuestionProfile, candidate: SentenceCandidate) -> bool:
@@ -400,7 +397,7 @@ def about_the_subject(profile: QuestionProfile, candidate: SentenceCandidate) ->
         return True
     text = content_chars(" ".join((candidate.title, candidate.text, *candidate.carries)))
     return any(piece in text for piece in profile.slot_pieces) \
-        or any(token in text for token in profile.tokens if len(token) >= 3 and not token.isdigit())
+        or any(name in text for name in profile.names)
 
 
 def structure_bonus(profile: QuestionProfile, candidate: SentenceCandidate) -> float:

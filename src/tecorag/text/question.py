@@ -270,6 +270,11 @@ class QuestionProfile:
                                    for token in ASCII_TOKEN.findall(content_chars(part)) if len(token) >= 2))
 
     @cached_property
+    def names(self) -> tuple[str, ...]:
+        """The tokens that name something ("windows", "gcc", "torchsdaa"): three or more characters, not a number."""
+        return tuple(token for token in self.tokens if len(token) >= 3 and not token.isdigit())
+
+    @cached_property
     def code_names(self) -> tuple[str, ...]:
         """Names written as code in the question ("chunk_overlap", as "chunkoverlap"): a parameter or a function,
         unlike a plain word ("decode") that many rows of a table share."""

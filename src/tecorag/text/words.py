@@ -33,7 +33,7 @@ STOP_WORDS = frozenset((
 # "1.4", "10%", but "1.0.0" as "1.0" "." "0"), every other character alone. A run of punctuation only is a word of
 # jieba's dictionary ("--", "...", "&&") and stays whole in both.
 _LATIN_PIECES = re.compile(r"[A-Za-z0-9]+(?:\.[0-9]+)?%?|[^A-Za-z0-9]")
-NOT_LATIN_WORD = re.compile(r"[^A-Za-z0-9]+")
+_PUNCTUATION_WORD = re.compile(r"[^A-Za-z0-9]+")
 
 
 def load() -> None:
@@ -49,7 +49,7 @@ def cut(text: str) -> list[str]:
 
     return [piece for word in rjieba.cut(text)
             for piece in (_LATIN_PIECES.findall(word) if word.isascii() and len(word) > 1
-                          and not NOT_LATIN_WORD.fullmatch(word) else (word,))]
+                          and not _PUNCTUATION_WORD.fullmatch(word) else (word,))]
 
 
 def tag(text: str) -> list[tuple[str, str]]:
