@@ -108,6 +108,18 @@ def test_a_long_sentence_is_cut_to_the_clauses_that_answer() -> None:
     assert len(answer.text) <= 60
 
 
+def test_a_long_sentence_is_cut_around_the_words_next_to_the_question_word_not_at_its_opening() -> None:
+    # The opening clauses repeat the title ("青石水库"), which every sentence of the passage is about; the answer
+    # follows "位于", the word next to the question word, beyond the first 60 characters.
+    sentence = ("青石水库（又称青石湖，当地俗称大水塘）是华东地区规模最大的人工水库之一，兴建于上世纪五十年代，"
+                "库容约十二亿立方米，位于安徽省黄山市歙县东北部的群山之间，是当地重要的水源地。")
+    answerer = ExtractiveAnswerer(max_chars=60)
+    assert len(answer_sentences(sentence)) == 1 and len(sentence) > 80
+    answer = answerer.answer("青石水库位于哪里？", [hit(sentence, "青石水库.txt", heading=("青石水库",))])
+    assert "安徽省黄山市歙县东北部" in answer.text
+    assert len(answer.text) <= 60
+
+
 def test_a_short_sentence_is_joined_with_its_neighbour() -> None:
     passage = "许申，字维之，号化州，生卒年不详。广东海阳人。北宋大中祥符年间进士。"
     answer = ExtractiveAnswerer().answer("许申是什么地方的人？", [hit(passage, "许申.txt")])

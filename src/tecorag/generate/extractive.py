@@ -256,29 +256,29 @@ def split_clauses(sentence: str, max_chars: int) -> list[str]:
     return [piece for piece in pieces if piece]
 
 
-def clause_window(profile: QuestionProfile, sentence: str, max_chars: int) -> str:
-    """The run of whole clauses, at most max_chars long, that shares the most with the question (the
-    words next to the question word count most: the answer sits where they are), grown by the clauses
-    after it and then before it while it fits; the answer more often follows the matched words."""
+def clause_window(profile: QuestionProfile, sentence: str, max_chars: int, title: str = "") -> str:
+    """Whole clauses of a long sentence, at most max_chars long, around its anchor: the clause that shares the most
+    with the question. The words next to the question word count most (the answer sits where they are); question
+    characters in the unit's `title` count nothing, since the title names what the whole passage is about and the
+    sentence's opening clause names it too ("圣体主教座堂（…）是…主教座堂，位于底特律…" for "圣体主教座堂在哪里").
+    The window takes the clause before the anchor, then the clauses after it, then those before, while they fit:
+    the answer more often follows the matched words. On CMRC dev's first half this keeps the gold span for 225 of
+    the 279 answers cut from a long sentence, against 206 for the run of clauses sharing the most with the
+    question (title included), which began at the sentence's opening."""
     clauses = split_clauses(sentence, max_chars)
-    near = profile.near_pieces
+    in_title = content_chars(title)
+    bigrams = [pair for pair in profile.bigrams if pair not in in_title]
+    unigrams = [char for char in profile.unigrams if char not in in_title]
     scores = []
     for clause in clauses:
         text = content_chars(clause)
-        scores.append(sum(pair in text for pair in profile.bigrams)
-                      + 0.5 * sum(char in text for char in profile.unigrams)
-                      + 4.0 * sum(piece in text for piece in near))
-    (first, end), best_score = (0, 1), -1.0
-    for start in range(len(clauses)):
-        length, score = 0, 0.0
-        for last in range(start, len(clauses)):
-            length += len(clauses[last])
-            if length > max_chars:
-                break
-            score += scores[last]
-            if score > best_score:
-                (first, end), best_score = (start, last + 1), score
-    length = sum(len(clause) for clause in clauses[first:end])
+        scores.append(sum(pair in text for pair in bigrams) + 0.5 * sum(char in text for char in unigrams)
+                      + 4.0 * sum(piece in text for piece in profile.near_pieces))
+    anchor = max(range(len(clauses)), key=scores.__getitem__)
+    first, end, length = anchor, anchor + 1, len(clauses[anchor])
+    if first > 0 and length + len(clauses[first - 1]) <= max_chars:
+        first -= 1
+        length += len(clauses[first])
     while end < len(clauses) and length + len(clauses[end]) <= max_chars:
         length += len(clauses[end])
         end += 1
@@ -704,7 +704,7 @@ class ExtractiveAnswerer:
         if candidate.carries:
             intro = candidate.text.strip()
             if len(intro) > self.max_chars:
-                intro = clause_window(profile, intro, self.max_chars)
+                intro = clause_window(profile, intro, self.max_chars, candidate.title)
             carried = candidate.carries
             if candidate.carries_kind == "table" and len(intro) + sum(len(row) + 1 for row in carried) \
                     > self.max_block_chars:
@@ -715,7 +715,7 @@ class ExtractiveAnswerer:
             return carried_text("", self._code_lines(candidates, chosen), self.max_block_chars).strip()
         text = candidate.text.strip()
         if len(text) > self.max_chars:
-            return clause_window(profile, text, self.max_chars)
+            return clause_window(profile, text, self.max_chars, candidate.title)
         if len(text) >= self.join_below:
             return text
         same_block = [row for row in (chosen - 1, chosen + 1)
