@@ -490,6 +490,17 @@ def test_a_typed_question_reads_every_source_before_it_refuses() -> None:
     assert "7861" in answer.text and answer.hit_index == 3
 
 
+def test_a_how_to_question_reads_every_source_when_the_first_ones_hold_no_command() -> None:
+    tree = hit("```bash\n├── DMA        # DMA数据搬运接口示例文件夹\n│   ├── memcpy # 阻塞型接口示例文件夹\n```",
+               file="examples.md", heading=("目录结构",))
+    overview = [hit("DMA文件夹为用户展示了数据搬运中DMA数据搬运接口的使用方式。", file=f"DMA{n}.md", heading=("简介",))
+                for n in range(2)]
+    steps = hit("编译运行方式是在examples目录下执行run.sh，具体步骤如下：\n\n```bash\nbash run.sh DMA\n```",
+                file="DMA.md", heading=("编译运行",))
+    answer = ExtractiveAnswerer().answer("如何编译运行 DMA 数据搬运示例？", [tree, *overview, steps])
+    assert "bash run.sh DMA" in answer.text and answer.hit_index == 3
+
+
 def test_a_name_written_only_in_a_later_source_does_not_refuse_the_question() -> None:
     read = [hit("RMSNorm 采用双缓冲流水线，使访存与计算重叠。", file="rms_norm.md", heading=("性能优化",))]
     later = [hit("普通段落。", file="a.md"), hit("普通段落二。", file="b.md"),

@@ -602,8 +602,14 @@ class ExtractiveAnswerer:
         # when "kernel" is written in the fourth source only.
         if unknown_names(profile, [passage_context(hit) for hit in hits]):
             return ExtractedAnswer(NO_ANSWER, None, 0.0)
-        answer = self._answer(profile, hits[:self.max_hits], query_vector)
-        if answer.text == NO_ANSWER and len(hits) > self.max_hits and profile.asked_type is not None:
+        read = hits[:self.max_hits]
+        if profile.wants_code and not any(candidate.is_command for hit in read
+                                          for candidate in chunk_candidates(0, hit.chunk)):
+            # A how-to question whose first passages hold no command (a file tree, an overview of the examples)
+            # reads every retrieved passage: the section with the commands is often ranked below them.
+            read = hits
+        answer = self._answer(profile, read, query_vector)
+        if answer.text == NO_ANSWER and len(hits) > len(read) and profile.asked_type is not None:
             return self._answer(profile, hits, query_vector)
         return answer
 
