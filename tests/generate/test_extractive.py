@@ -534,6 +534,14 @@ def test_a_person_or_place_named_in_the_chosen_unit_is_answered(question: str, p
     assert names_who_or_where(QuestionProfile(normalize_text(question)), unit)
 
 
+def test_a_sentence_that_says_how_many_is_preferred_to_one_sharing_a_little_more_of_the_question() -> None:
+    # The first sentence shares more of the question's words and opens the passage, but says no number.
+    passage = ("星河科技的研发中心设在杭州滨江，工程部门主要负责面向制造业的数据分析平台的研发与维护工作。"
+               "如今这个研发中心共有三百二十名工程师，大多毕业于浙江省内的高校，平均年龄不到三十岁。")
+    answer = ExtractiveAnswerer().answer("星河科技的研发中心有多少名工程师？", [hit(passage, "研发中心.txt", heading=("简介",))])
+    assert "三百二十名工程师" in answer.text and "杭州滨江" not in answer.text
+
+
 def test_a_quantity_or_a_day_the_question_itself_writes_is_no_answer() -> None:
     # "一张卡" and "是一个" are in the passage, but they do not say how many; the question's own "一张" is no answer.
     question = "一张星河加速卡上一共有几个计算阵列？"
