@@ -1,6 +1,6 @@
 """The extractive answerer: when no LLM is configured, the answer is the sentence of the retrieved chunks
-that best answers the question (joined with a neighbour when short, cut to its best clauses when long),
-or NO_ANSWER when nothing relevant was retrieved.
+that best answers the question (joined with a neighbour when short; when long, cut to the clauses around the one
+that shares most with the question), or NO_ANSWER when nothing relevant was retrieved.
 
 Each sentence of the top hits is scored by a weighted sum of cheap features: how much of the question it
 covers (IDF-weighted characters, bigrams and jieba words, longest shared run; question characters that are
@@ -573,8 +573,8 @@ class ExtractiveAnswerer:
     something (a Latin name of 3+ letters) that no read passage mentions gets NO_ANSWER, and so does a chosen unit
     whose answerability (a model of whether its passage holds the answer at all) is below `min_answerability`.
     A chosen sentence shorter than `join_below` characters is joined with its better-scoring neighbour when both
-    fit in `max_chars`; one longer than `max_chars` is cut to its best run of clauses. A unit that introduces a
-    list, code or table rows carries them, up to `max_block_chars`.
+    fit in `max_chars`; one longer than `max_chars` is cut to the clauses around the one that shares most with the
+    question (clause_window). A unit that introduces a list, code or table rows carries them, up to `max_block_chars`.
     """
 
     engine = "extractive"
