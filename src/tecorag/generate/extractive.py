@@ -498,13 +498,14 @@ def row_text(profile: QuestionProfile, candidate: SentenceCandidate, max_chars: 
 # The lexical weights choose without an embedder and pick the shortlist that the dense weights rescore.
 LEXICAL_WEIGHTS = (5.65, -0.95, 1.02, 2.02, 0.98, 1.88, 1.3, -0.64, 0.28, 2.12, 5.43, 1.89, -0.13, -1.29, 0.78, 0.0)
 DENSE_WEIGHTS = (4.03, -0.56, 0.42, 0.67, 0.43, 1.78, 1.17, -0.74, 1.07, 1.59, 2.65, 1.61, 0.2, 1.01, 0.81, 109.83)
+# For a question asking who, where, when or how many, a unit that says it (has_asked_type, in a passage about
+# the subject) is preferred by this much: the fitted type_cue feature knows only what dates and numbers look like,
+# nothing of names. Set on the first half of CMRC 2018 dev (containment 0.8633 -> 0.8651, the same from 1.5 to 2;
+# no teco tune answer changed).
+ASKED_TYPE_BONUS = 1.5
 # Set by hand on the "tune" half of benchmarks/teco_qa.json (CMRC has no lists, code or tables).
 # "row_key" is set high on purpose: the row keyed by the name the question asks about is the answer, however
 # much another row's description shares with the question's other words (lexical scores reach ~15).
-# For a question asking who, where, when or how many, a unit that says it (has_asked_type) is preferred by this
-# much: the fitted type_cue feature knows only what dates and numbers look like, nothing of names. Set on the first
-# half of CMRC 2018 dev (containment 0.8633 -> 0.8651, the same from 1.5 to 2; no teco tune answer changed).
-ASKED_TYPE_BONUS = 1.5
 STRUCTURE_WEIGHTS = {"list": 6.0, "code": 6.0, "definition": 3.0, "token": 2.0, "dangling": 4.0, "row": 2.0,
                      "row_key": 12.0}
 
