@@ -608,19 +608,21 @@ class ExtractiveAnswerer:
         if unknown_names(profile, [passage_context(hit) for hit in hits]):
             return ExtractedAnswer(NO_ANSWER, None, 0.0)
         read = hits[:self.max_hits]
-        if profile.wants_code and not any(candidate.is_command for hit in read
-                                          for candidate in chunk_candidates(0, hit.chunk)):
+        choice = self.choose(profile, read, query_vector)
+        if profile.wants_code and len(hits) > len(read) \
+                and (choice is None or not any(candidate.is_command for candidate in choice.candidates)):
             # A how-to question whose first passages hold no command (a file tree, an overview of the examples)
             # reads every retrieved passage: the section with the commands is often ranked below them.
             read = hits
-        answer = self._answer(profile, read, query_vector)
+            choice = self.choose(profile, read, query_vector)
+        answer = self._answer(profile, choice)
         if answer.text == NO_ANSWER and len(hits) > len(read) and profile.asked_type is not None:
-            return self._answer(profile, hits, query_vector)
+            return self._answer(profile, self.choose(profile, hits, query_vector))
         return answer
 
-    def _answer(self, profile: QuestionProfile, hits: Sequence[Hit], query_vector: np.ndarray | None
-                ) -> ExtractedAnswer:
-        choice = self.choose(profile, hits, query_vector)
+    def _answer(self, profile: QuestionProfile, choice: Choice | None) -> ExtractedAnswer:
+        """The chosen unit composed into the answer, or NO_ANSWER when its passage likely lacks the answer or the
+        answer does not say what is asked."""
         if choice is None or choice.answerability < self.min_answerability:
             return ExtractedAnswer(NO_ANSWER, None, 0.0)
         text = self._compose(profile, choice.candidates, choice.lexical_scores, choice.chosen)
