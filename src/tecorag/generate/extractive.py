@@ -538,6 +538,13 @@ def answerability(measures: dict[str, float]) -> float:
     return 1.0 / (1.0 + math.exp(-logit))
 
 
+def top_probability(scores: np.ndarray) -> float:
+    """The best score's share of the softmax over all scores: how sure a choice by these scores is."""
+    finite = np.where(np.isfinite(scores), scores, -1e9)
+    probabilities = np.exp(finite - finite.max())
+    return float(probabilities.max() / probabilities.sum())
+
+
 @dataclass(frozen=True)
 class Choice:
     """The unit the answerer chose among `candidates`, before it is composed into an answer."""
@@ -563,9 +570,10 @@ _DEFAULTS = ExtractiveSettings()   # defaults live in the settings, once
 class ExtractiveAnswerer:
     """Answers with the best unit (sentence, list item, code line, table row) of the top `max_hits` hits.
 
-    With an `embedder`, the `dense_candidates` best units by lexical score are rescored with the dense
-    similarity: one query embedding (none when the caller passes the vector it retrieved with) plus one
-    passage embedding per shortlisted unit that is not already cached (~30-60 ms each on 2 cores).
+    With an `embedder`, when the lexical choice is unsure (its softmax probability is below `dense_below`), the
+    `dense_candidates` best units by lexical score are rescored with the dense similarity: one query embedding
+    (none when the caller passes the vector it retrieved with, or the cache has it) plus one passage embedding per
+    shortlisted unit that is not already cached (~35 ms each on 2 cores).
     When ingestion has embedded `sentence_texts(chunk)` for every chunk, a large `dense_candidates` costs
     nothing and chooses best. Without an embedder the choice is lexical.
     Only hits holding at least `min_relevance` of the question's key bigrams are read; with none, the
@@ -582,7 +590,8 @@ class ExtractiveAnswerer:
 
     def __init__(self, embedder: Embedder | None = None, max_chars: int = _DEFAULTS.max_chars,
                  min_relevance: float = _DEFAULTS.min_relevance, max_hits: int = 3,
-                 dense_candidates: int = _DEFAULTS.dense_candidates, join_below: int = 40,
+                 dense_candidates: int = _DEFAULTS.dense_candidates, dense_below: float = _DEFAULTS.dense_below,
+                 join_below: int = 40,
                  max_block_chars: int = _DEFAULTS.max_block_chars,
                  min_subject_coverage: float = _DEFAULTS.min_subject_coverage,
                  min_answerability: float = _DEFAULTS.min_answerability):
@@ -591,6 +600,7 @@ class ExtractiveAnswerer:
         self.min_relevance = min_relevance
         self.max_hits = max_hits
         self.dense_candidates = dense_candidates
+        self.dense_below = dense_below
         self.join_below = join_below
         self.max_block_chars = max_block_chars
         self.min_subject_coverage = min_subject_coverage
@@ -668,21 +678,20 @@ class ExtractiveAnswerer:
             else:
                 lexical_scores = lexical_scores + np.float32(ASKED_TYPE_BONUS) * allowed
         scores = lexical_scores
-        if self.embedder is not None and self.dense_candidates > 0:
+        if self.embedder is not None and self.dense_candidates > 0 \
+                and top_probability(lexical_scores) < self.dense_below:
             if query_vector is None:
                 query_vector = self.embedder.embed_query(profile.text)
             scores = self._rescore_dense(query_vector, candidates, features, lexical_scores)
         chosen = int(np.argmax(scores))
-        finite = np.where(np.isfinite(scores), scores, -1e9)
-        probabilities = np.exp(finite - finite.max())
-        probabilities /= probabilities.sum()
         candidate = candidates[chosen]
         measures = answerability_measures(profile, candidate, subject_shares[candidate.hit_index])
-        return Choice(candidates, lexical_scores, chosen, float(probabilities[chosen]), measures)
+        return Choice(candidates, lexical_scores, chosen, top_probability(scores), measures)
 
     @classmethod
     def from_settings(cls, settings: ExtractiveSettings, embedder: Embedder | None = None) -> ExtractiveAnswerer:
-        return cls(embedder=embedder, dense_candidates=settings.dense_candidates, max_chars=settings.max_chars,
+        return cls(embedder=embedder, dense_candidates=settings.dense_candidates, dense_below=settings.dense_below,
+                   max_chars=settings.max_chars,
                    min_relevance=settings.min_relevance, max_block_chars=settings.max_block_chars,
                    min_subject_coverage=settings.min_subject_coverage,
                    min_answerability=settings.min_answerability)
