@@ -484,6 +484,22 @@ def test_a_definition_question_is_answered_with_the_definition(manual_hits: list
     assert "](" not in answer.text and "**" not in answer.text
 
 
+def test_a_definition_wins_over_the_introduction_that_opens_its_section() -> None:
+    """"Teco-RAG 中的 X 是什么" defines X (where it is found is left out of the term), and only asks that: the
+    sentence "X是…" answers it, though the section opens with a sentence sharing the question's other words and
+    X itself is the section's heading."""
+    text = ("星河RAG支持两个检索增强方法：\n\n- 分段召回：通过`small_chunk`参数配置。\n- 摘要召回：通过`summary`参数配置。\n\n"
+            "多向量召回是对较长的文本块进行切分并形成多个语义表达的一类方法。启用后会消耗更多存储。")
+    chunk = Chunk(id="m", file="星河RAG配置说明.md", text=text, index_text=text, position=3,
+                  heading_path=("参数说明", "多向量召回"))
+    profile = QuestionProfile("星河RAG 中的多向量召回是什么？")
+    assert profile.defined_term == "多向量召回" and profile.asks_definition
+    answer = ExtractiveAnswerer().answer(profile.text, [Hit(chunk, 1.0)])
+    assert answer.text.startswith("多向量召回是对较长的文本块进行切分")
+    # "X是什么地区…" asks which kind of thing X is: a sentence "X是…" is preferred less surely.
+    assert not QuestionProfile("坡鹿是什么地区特有的一种鹿？").asks_definition
+
+
 @pytest.mark.parametrize("question, passage, expected", [
     ("员工出差住宿标准是多少？", "员工出差住宿标准为每晚不超过五百元，超出部分由个人承担。", "五百元"),
     ("报销要在几个工作日内提交？", "出差返回后十个工作日内提交报销单，逾期不予报销。", "十个工作日"),
