@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -687,8 +689,29 @@ def _api_key(row: ApiKeyRow) -> ApiKey:
                   can_write=bool(row.can_write), created_at=row.created_at, revoked_at=row.revoked_at)
 
 
+SQLITE_WAL_SWITCH_TIMEOUT_S = 30.0     # as long as the connection's own busy timeout
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+    try:
+        _switch_to_wal(cursor)
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _switch_to_wal(cursor) -> None:
+    """Put the database in WAL mode. Switching takes the database's exclusive lock, and SQLite answers "database is
+    locked" at once, without its busy timeout, while another connection switches too: replicas opening a catalog
+    together failed so (5 of 100 rounds of 8 openers). Retried while locked, up to the timeout. (A database that
+    cannot be in WAL mode, in memory, keeps the mode SQLite gives it.)"""
+    deadline = time.monotonic() + SQLITE_WAL_SWITCH_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.02)
