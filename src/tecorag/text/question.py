@@ -104,12 +104,13 @@ TYPE_WORDS = frozenset({"端口", "端口号", "版本", "版本号", "命令", 
                         "多少", "数量", "日期", "时间", "年份", "哪一年", "哪年", "几个", "多大", "多长", "多久"})
 WANTS_LIST = re.compile(r"哪些|哪几|有什么|包括什么|包含什么|步骤|列举|几种|几类|流程")
 WANTS_HOWTO = re.compile(r"如何|怎么|怎样|命令|指令|用什么|执行|运行|启动|安装|编译|构建|导入")
-DEFINITION_SCOPE = re.compile(r"^.+?(?:当中|之中|中|里|内)的")
-DEFINITION = re.compile(r"^(?:什么是|何为|何谓)\s*(?P<a>.+?)\s*[？?]?$"
-                        r"|^(?P<b>.+?)\s*(?:是什么|是指什么|指什么|是干什么的|是做什么的|是什么意思)")
-# The question ends there: it asks what X is ("MultiVector 优化是什么"), not which kind of thing X is ("坡鹿是什么地区
-# 特有的一种鹿", "徐晓飞是什么职业"), which a sentence "X是…" answers less surely.
-DEFINITION_ONLY = re.compile(r"(?:是什么|是指什么|指什么|是干什么的|是做什么的|是什么意思)\s*[呢啊]?\s*[？?]?$")
+DEFINITION_SCOPE = re.compile(r"^.+?(?:当中|之中|中|里|内)的")      # where the defined thing is found: "Teco-RAG 中的"
+DEFINITION_OPENING = r"(?:什么是|何为|何谓)"
+DEFINITION_ASKED = r"(?:是什么|是指什么|指什么|是干什么的|是做什么的|是什么意思)"
+DEFINITION = re.compile(rf"^{DEFINITION_OPENING}\s*(?P<a>.+?)\s*[？?]?$|^(?P<b>.+?)\s*{DEFINITION_ASKED}")
+# The question asks only what X is ("MultiVector 优化是什么"), not which kind of thing X is ("坡鹿是什么地区特有的
+# 一种鹿", "徐晓飞是什么职业"), which a sentence "X是…" answers less surely.
+DEFINITION_ONLY = re.compile(rf"^{DEFINITION_OPENING}|{DEFINITION_ASKED}\s*[呢啊]?\s*[？?]?$")
 
 
 def content_chars(text: str) -> str:
@@ -310,8 +311,7 @@ class QuestionProfile:
     @cached_property
     def asks_definition(self) -> bool:
         """Whether the question asks only what its defined_term is ("什么是X", "X是什么？")."""
-        return bool(self.defined_term) and (self.text.strip().startswith(("什么是", "何为", "何谓"))
-                                            or DEFINITION_ONLY.search(self.text.strip()) is not None)
+        return bool(self.defined_term) and DEFINITION_ONLY.search(self.text.strip()) is not None
 
     @cached_property
     def kind(self) -> str:
