@@ -680,16 +680,17 @@ class ExtractiveAnswerer:
                 lexical_scores = np.where(allowed, lexical_scores, -np.inf).astype(np.float32)
             else:
                 lexical_scores = lexical_scores + np.float32(ASKED_TYPE_BONUS) * allowed
-        scores = lexical_scores
+        scores, probability = lexical_scores, top_probability(lexical_scores)
         if self.embedder is not None and self.dense_candidates > 0 \
-                and (self.dense_below >= 1.0 or top_probability(lexical_scores) < self.dense_below):
+                and (self.dense_below >= 1.0 or probability < self.dense_below):
             if query_vector is None:
                 query_vector = self.embedder.embed_query(profile.text)
             scores = self._rescore_dense(query_vector, candidates, features, lexical_scores)
+            probability = top_probability(scores)
         chosen = int(np.argmax(scores))
         candidate = candidates[chosen]
         measures = answerability_measures(profile, candidate, subject_shares[candidate.hit_index])
-        return Choice(candidates, lexical_scores, chosen, top_probability(scores), measures)
+        return Choice(candidates, lexical_scores, chosen, probability, measures)
 
     @classmethod
     def from_settings(cls, settings: ExtractiveSettings, embedder: Embedder | None = None) -> ExtractiveAnswerer:
