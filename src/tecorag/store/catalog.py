@@ -245,12 +245,17 @@ def _claimable(now: datetime, max_attempts: int):
                and_(JobRow.status == "running", JobRow.lease_until < now, JobRow.attempts < max_attempts))
 
 
+# How long a SQLite catalog waits for another connection's lock: the driver's busy timeout, and the switch to WAL
+# mode, which SQLite does not wait for itself (_switch_to_wal).
+SQLITE_BUSY_TIMEOUT_S = 30.0
+
+
 class Catalog:
     def __init__(self, url: str):
         self.url = _with_driver(url)
         self.display_url = make_url(self.url).render_as_string(hide_password=True)
         self.is_sqlite = self.url.startswith("sqlite")
-        connect_args = {"timeout": 30, "check_same_thread": False} if self.is_sqlite else {}
+        connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False} if self.is_sqlite else {}
         try:
             self.engine = create_engine(self.url, connect_args=connect_args, pool_pre_ping=not self.is_sqlite)
         except (NoSuchModuleError, ImportError) as exc:
@@ -689,9 +694,6 @@ def _api_key(row: ApiKeyRow) -> ApiKey:
                   can_write=bool(row.can_write), created_at=row.created_at, revoked_at=row.revoked_at)
 
 
-SQLITE_WAL_SWITCH_TIMEOUT_S = 30.0     # as long as the connection's own busy timeout
-
-
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     try:
@@ -706,7 +708,7 @@ def _switch_to_wal(cursor) -> None:
     locked" at once, without its busy timeout, while another connection switches too: replicas opening a catalog
     together failed so (5 of 100 rounds of 8 openers). Retried while locked, up to the timeout. (A database that
     cannot be in WAL mode, in memory, keeps the mode SQLite gives it.)"""
-    deadline = time.monotonic() + SQLITE_WAL_SWITCH_TIMEOUT_S
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
     while True:
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
