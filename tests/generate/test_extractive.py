@@ -701,6 +701,10 @@ def test_the_position_features_know_chunks_of_one_section() -> None:
     ("用什么命令构建算子库？", True),
     ("构建 Teco-Ops 的 PyTorch 扩展时，CMake 版本至少需要多少？", False),   # says 构建, asks for a version
     ("启动服务时默认使用哪个端口？", False),
+    # What the scene-setting clause does is not asked for: a value is.
+    ("用 ONNX helper 构建包含自定义算子的模型时，算子节点的 domain 要设成什么？", False),
+    ("进入 teco-rag 目录后，用什么命令一键启动服务？", True),
+    ("首次部署时，怎么初始化数据库？", True),
 ])
 def test_code_is_wanted_for_a_way_or_a_command_not_for_another_kind_of_thing(question: str, wants_code: bool) -> None:
     assert QuestionProfile(question).wants_code is wants_code

@@ -104,6 +104,9 @@ TYPE_WORDS = frozenset({"端口", "端口号", "版本", "版本号", "命令", 
                         "多少", "数量", "日期", "时间", "年份", "哪一年", "哪年", "几个", "多大", "多长", "多久"})
 WANTS_LIST = re.compile(r"哪些|哪几|有什么|包括什么|包含什么|步骤|列举|几种|几类|流程")
 WANTS_HOWTO = re.compile(r"如何|怎么|怎样|命令|指令|用什么|执行|运行|启动|安装|编译|构建|导入")
+# A leading clause that sets the scene, saying when or on which condition ("用 ONNX helper 构建…的模型时，"): what it
+# does ("构建") is not what the question asks for.
+SCENE_CLAUSE = re.compile(r"^[^，,？?]+?(?:时|时候|之后|后|之前|前)[，,]")
 DEFINITION_SCOPE = re.compile(r"^.+?(?:当中|之中|中|里|内)的")      # where the defined thing is found: "Teco-RAG 中的"
 DEFINITION_OPENING = r"(?:什么是|何为|何谓)"
 DEFINITION_ASKED = r"(?:是什么|是指什么|指什么|是干什么的|是做什么的|是什么意思)"
@@ -275,6 +278,15 @@ class QuestionProfile:
                                    for token in ASCII_TOKEN.findall(content_chars(part)) if len(token) >= 2))
 
     @cached_property
+    def asking_text(self) -> str:
+        """The question without a leading clause that sets the scene (SCENE_CLAUSE): "用 ONNX helper 构建…的模型时，
+        算子节点的 domain 要设成什么" asks for a value, not how to build."""
+        match = SCENE_CLAUSE.match(self.text)
+        if match is None or any(word in match.group() for word in QUESTION_WORDS):
+            return self.text         # "当伊维菌素被使用在什么疾病上时，…" asks in its first clause
+        return self.text[match.end():]
+
+    @cached_property
     def names(self) -> tuple[str, ...]:
         """The tokens that name something ("windows", "gcc", "torchsdaa"): three or more characters, not a number."""
         return tuple(token for token in self.tokens if len(token) >= 3 and not token.isdigit())
@@ -287,7 +299,7 @@ class QuestionProfile:
 
     @cached_property
     def wants_list(self) -> bool:
-        return WANTS_LIST.search(self.text) is not None
+        return WANTS_LIST.search(self.asking_text) is not None
 
     @cached_property
     def wants_code(self) -> bool:
@@ -295,7 +307,7 @@ class QuestionProfile:
         CMake 版本至少需要多少" asks for a version, though it says 构建)."""
         if self.asked_type is not None:
             return self.asked_type == "command"
-        return WANTS_HOWTO.search(self.text) is not None
+        return WANTS_HOWTO.search(self.asking_text) is not None
 
     @cached_property
     def defined_term(self) -> str:
