@@ -410,23 +410,33 @@ def test_a_code_comment_carries_the_command_under_it_only(manual_hits: list[Hit]
 
 def test_a_table_answer_is_the_matching_row_with_its_column_names(manual_hits: list[Hit]) -> None:
     hits = hits_holding(manual_hits, "参数名称")
-    answer = ExtractiveAnswerer(embedder=None, max_chars=100).answer("WebUI 的默认端口是多少？", hits)
+    answer = ExtractiveAnswerer(embedder=None, max_block_chars=100).answer("WebUI 的默认端口是多少？", hits)
     assert answer.text == ("参数名称：web_server_port；类型：str；默认值：9003；"
                            "环境变量名称：APP_SERVER_WEB_SERVER_PORT；说明：WebUI端口号。")
     assert "参数名称 | 类型" not in answer.text
-    # Longer than max_chars: the cells about the question stay, the cut is said.
-    answer = ExtractiveAnswerer(embedder=None, max_chars=80).answer("WebUI 的默认端口是多少？", hits)
+    # Longer than a block may be: the cells about the question stay, the cut is said.
+    answer = ExtractiveAnswerer(embedder=None, max_block_chars=80).answer("WebUI 的默认端口是多少？", hits)
     assert answer.text.startswith("参数名称：web_server_port；") and "默认值：9003" in answer.text
     assert answer.text.endswith("…") and len(answer.text) <= 81
 
 
 def test_a_long_row_keeps_its_first_cell_and_the_cells_asked_about(manual_hits: list[Hit]) -> None:
     hits = hits_holding(manual_hits, "参数名称")
-    answer = ExtractiveAnswerer(embedder=None).answer("model_engine 对应的环境变量名称是什么？", hits)
+    answer = ExtractiveAnswerer(embedder=None, max_block_chars=80).answer("model_engine 对应的环境变量名称是什么？",
+                                                                          hits)
     assert answer.text.startswith("参数名称：model_engine；")
     assert "环境变量名称：APP_LLM_MODEL_ENGINE" in answer.text
     assert answer.text.endswith("…") and len(answer.text) <= 81
     assert "<br>" not in answer.text and "**" not in answer.text
+
+
+def test_a_row_is_shown_whole_up_to_a_block_not_cut_like_a_sentence(manual_hits: list[Hit]) -> None:
+    """A row is one unit of the table: its last column ("说明") often says what the question asks ("什么情况下
+    需要配置"), so it is shown up to max_block_chars (200), like a list or code a sentence carries."""
+    answer = ExtractiveAnswerer(embedder=None).answer("model_engine 配置成 nvidia 时需要配置哪些参数？",
+                                                      hits_holding(manual_hits, "参数名称"))
+    assert answer.text.startswith("参数名称：model_engine；") and len(answer.text) > 80
+    assert "nvidia：NVIDIA算力卡，需要正确配置`ip`、`port`。" in answer.text and not answer.text.endswith("…")
 
 
 def test_a_number_the_documents_do_not_state_is_refused(manual_hits: list[Hit]) -> None:
@@ -708,3 +718,4 @@ def test_the_position_features_know_chunks_of_one_section() -> None:
 ])
 def test_code_is_wanted_for_a_way_or_a_command_not_for_another_kind_of_thing(question: str, wants_code: bool) -> None:
     assert QuestionProfile(question).wants_code is wants_code
+

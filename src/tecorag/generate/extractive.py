@@ -586,7 +586,8 @@ class ExtractiveAnswerer:
     whose answerability (a model of whether its passage holds the answer at all) is below `min_answerability`.
     A chosen sentence shorter than `join_below` characters is joined with its better-scoring neighbour when both
     fit in `max_chars`; one longer than `max_chars` is cut to the clauses around the one that shares most with the
-    question (clause_window). A unit that introduces a list, code or table rows carries them, up to `max_block_chars`.
+    question (clause_window). A unit that introduces a list, code or table rows carries them, up to `max_block_chars`;
+    a table row is shown up to `max_block_chars` too, since its last column often says what is asked.
     """
 
     engine = "extractive"
@@ -728,7 +729,7 @@ class ExtractiveAnswerer:
                  chosen: int) -> str:
         candidate = candidates[chosen]
         if candidate.kind == "row":
-            return row_text(profile, candidate, self.max_chars)
+            return row_text(profile, candidate, self.max_block_chars)
         if candidate.carries:
             intro = candidate.text.strip()
             if len(intro) > self.max_chars:
