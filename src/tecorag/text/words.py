@@ -31,9 +31,9 @@ STOP_WORDS = frozenset((
 
 # Python jieba's cut of a Latin run: letters and digits together (one decimal part and a trailing % kept whole:
 # "1.4", "10%", but "1.0.0" as "1.0" "." "0"), every other character alone. A run of punctuation only is a word of
-# jieba's dictionary ("--", "...", "&&") and stays whole in both.
+# jieba's dictionary ("--", "...", "&&") and stays whole in both, as do its language names ("C++", "C#").
 _LATIN_PIECES = re.compile(r"[A-Za-z0-9]+(?:\.[0-9]+)?%?|[^A-Za-z0-9]")
-_PUNCTUATION_WORD = re.compile(r"[^A-Za-z0-9]+")
+_WHOLE_WORD = re.compile(r"[^A-Za-z0-9]+|[A-Za-z][+#]+")
 
 
 def load() -> None:
@@ -49,7 +49,7 @@ def cut(text: str) -> list[str]:
 
     return [piece for word in rjieba.cut(text)
             for piece in (_LATIN_PIECES.findall(word) if word.isascii() and len(word) > 1
-                          and not _PUNCTUATION_WORD.fullmatch(word) else (word,))]
+                          and not _WHOLE_WORD.fullmatch(word) else (word,))]
 
 
 def tag(text: str) -> list[tuple[str, str]]:
