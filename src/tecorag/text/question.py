@@ -107,13 +107,15 @@ WANTS_HOWTO = re.compile(r"如何|怎么|怎样|命令|指令|用什么|执行|�
 # A leading clause that sets the scene, saying when or on which condition ("用 ONNX helper 构建…的模型时，"): what it
 # does ("构建") is not what the question asks for.
 SCENE_CLAUSE = re.compile(r"^[^，,？?]+?(?:时|时候|之后|后|之前|前)[，,]")
-DEFINITION_SCOPE = re.compile(r"^.+?(?:当中|之中|中|里|内)的")      # where the defined thing is found: "Teco-RAG 中的"
+# Where the defined thing is found: "Teco-RAG 中的", "文档里提到的".
+DEFINITION_SCOPE = re.compile(r"^.+?(?:当中|之中|中|里|内)(?:提到|所说|出现)?的")
 DEFINITION_OPENING = r"(?:什么是|何为|何谓)"
 DEFINITION_ASKED = r"(?:是什么|是指什么|指什么|是干什么的|是做什么的|是什么意思)"
 DEFINITION = re.compile(rf"^{DEFINITION_OPENING}\s*(?P<a>.+?)\s*[？?]?$|^(?P<b>.+?)\s*{DEFINITION_ASKED}")
+EXPANSION_ASKED = re.compile(r"缩写|全称|简称|全名|代表什么")
 # The question asks only what X is ("MultiVector 优化是什么"), not which kind of thing X is ("坡鹿是什么地区特有的
 # 一种鹿", "徐晓飞是什么职业"), which a sentence "X是…" answers less surely.
-DEFINITION_ONLY = re.compile(rf"^{DEFINITION_OPENING}|{DEFINITION_ASKED}\s*[呢啊]?\s*[？?]?$")
+DEFINITION_ONLY = re.compile(rf"^{DEFINITION_OPENING}|{DEFINITION_ASKED}(?:的缩写|的简称)?\s*[呢啊]?\s*[？?]?$")
 
 
 def content_chars(text: str) -> str:
@@ -324,6 +326,12 @@ class QuestionProfile:
     def asks_definition(self) -> bool:
         """Whether the question asks only what its defined_term is ("什么是X", "X是什么？")."""
         return bool(self.defined_term) and DEFINITION_ONLY.search(self.text.strip()) is not None
+
+    @cached_property
+    def asks_expansion(self) -> bool:
+        """Whether the question asks what its defined_term stands for ("SPA 是什么的缩写"): "SPA（Synergistic
+        Processor Element Array）" answers it, "SPA是一个协从运算单元" does not."""
+        return bool(self.defined_term) and EXPANSION_ASKED.search(self.asking_text) is not None
 
     @cached_property
     def kind(self) -> str:
