@@ -347,9 +347,17 @@ def test_a_file_tree_cut_from_its_fence_is_code_and_never_names_a_day_or_a_perso
     ("请给出服务的默认端口", "port"),                                   # no question word: what is named is asked
     ("algorithm_example 目录里提供了哪些算子的实现示例？", None),        # a noun after the question word is asked
     ("美国特勤区的雇员有哪几种？", None),                                # kinds, not a number
+    ("代码里的 rag 目录下包括哪些子目录？", None),                       # folders' names, not a path
+    ("math_funcs 示例下分成了哪几类示例文件夹？", None),
 ])
 def test_the_asked_type_is_the_one_the_question_word_asks_for(question: str, asked: str | None) -> None:
     assert QuestionProfile(question).asked_type == asked
+
+
+def test_a_question_word_with_its_measure_word_is_no_subject_word() -> None:
+    """jieba cuts "哪条" and "哪家" as words: they ask, like "哪个", and a passage need not hold them."""
+    words = [word for word, _ in QuestionProfile("编译运行全部示例之前，需要先执行哪条环境脚本命令？哪家公司？").words]
+    assert "脚本" in words and "公司" in words and not any(word.startswith("哪") for word in words)
 
 
 def test_a_web_address_or_a_bare_file_name_is_no_directory_and_a_directory_is_no_web_address() -> None:

@@ -54,6 +54,8 @@ ASKED_TYPES = (
 ASKING_HOW = re.compile(r"为什么|为何|如何|怎样|怎么|吗")
 ASKING = re.compile("|".join(word for word in QUESTION_WORDS if not ASKING_HOW.fullmatch(word)))
 ASKED_TYPE_REACH = 8
+# "哪些子目录", "哪几类示例文件夹" ask for the names of several folders, not for a path.
+NAMES_ASKED = re.compile(r"哪些|哪几")
 # After a question word: a measure word or 一, then a noun (not a function word, not punctuation).
 NAMES_WHAT_IT_ASKS = re.compile(r"[个种些位条项类款一]*\s*[\u4e00-\u9fff](?<![的了是在和与呢吗啊呀])")
 
@@ -180,7 +182,8 @@ class QuestionProfile:
         """jieba words of the question with their jieba IDF, question words and stop words left out."""
         result = []
         for word in dict.fromkeys(jieba_words.cut(self.content)):
-            if len(word) < 2 or word in QUESTION_WORDS or word in jieba_words.STOP_WORDS:
+            # "哪条", "哪家", "哪部": jieba's words for a question word and its measure word ask, like "哪个".
+            if len(word) < 2 or word in QUESTION_WORDS or word.startswith("哪") or word in jieba_words.STOP_WORDS:
                 continue
             if all(char in FUNCTION_CHARS for char in word):
                 continue
@@ -229,7 +232,8 @@ class QuestionProfile:
 
         found = [(name, min(distance(match.span()) for match in pattern.finditer(self.text)))
                  for name, pattern in ASKED_TYPES if pattern.search(self.text)]
-        found = [(name, gap) for name, gap in found if gap <= ASKED_TYPE_REACH]
+        found = [(name, gap) for name, gap in found if gap <= ASKED_TYPE_REACH
+                 and not (name == "path" and NAMES_ASKED.search(self.text))]
         named = [item for item in found if item[0] != "number"] or found
         # min keeps the first of equals, so ASKED_TYPES' order breaks ties.
         return min(named, key=lambda item: item[1])[0] if named else None
