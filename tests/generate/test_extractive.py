@@ -757,3 +757,18 @@ def test_the_position_features_know_chunks_of_one_section() -> None:
 def test_code_is_wanted_for_a_way_or_a_command_not_for_another_kind_of_thing(question: str, wants_code: bool) -> None:
     assert QuestionProfile(question).wants_code is wants_code
 
+
+
+def test_a_parameter_described_in_two_tables_is_answered_with_both_rows() -> None:
+    """An operator's design document gives a parameter's type in one table and its meaning in another: the row
+    chosen is followed by the other table's row keyed by the same name, so "做什么用" is answered either way."""
+    document = ("# 星河算子设计文档\n\n## 类型限制\n\n| 参数 | 数据类型 | 维度信息 |\n| --- | --- | --- |\n"
+                "| handle | tecoopsHandle_t | 标量 |\n| workspace | void* | 标量 |\n\n## 参数信息\n\n"
+                "| 参数 | 输入/输出 | 说明 |\n| --- | --- | --- |\n| handle | 输入 | 算子执行的上下文 |\n"
+                "| workspace | 输入 | 工作空间（当前未使用） |\n")
+    chunks = ChineseTextSplitter(TextSplitterSettings()).split(load_markdown("星河算子设计文档.md", document.encode()))
+    assert len(chunks) == 2
+    hits = [Hit(chunk, 1.0) for chunk in chunks]
+    answer = ExtractiveAnswerer().answer("星河算子的 workspace 参数是做什么用的？", hits)
+    assert answer.text.splitlines() == ["参数：workspace；数据类型：void*；维度信息：标量",
+                                        "参数：workspace；输入/输出：输入；说明：工作空间（当前未使用）"]

@@ -760,7 +760,7 @@ class ExtractiveAnswerer:
                  chosen: int) -> str:
         candidate = candidates[chosen]
         if candidate.kind == "row":
-            return row_text(profile, candidate, self.max_block_chars)
+            return self._row_answer(profile, candidates, chosen)
         if candidate.carries:
             intro = candidate.text.strip()
             if len(intro) > self.max_chars:
@@ -787,6 +787,23 @@ class ExtractiveAnswerer:
         row = max(fitting, key=lambda row: scores[row])
         neighbour = candidates[row].text.strip()
         return text + neighbour if row > chosen else neighbour + text
+
+    def _row_answer(self, profile: QuestionProfile, candidates: Sequence[SentenceCandidate], chosen: int) -> str:
+        """The chosen row, followed by the rows of other tables keyed by the same name the question names, while
+        they fit in max_block_chars: a parameter is often described in two tables (its type and shape in one, its
+        meaning in another), and the question may ask about either."""
+        candidate = candidates[chosen]
+        text = row_text(profile, candidate, self.max_block_chars)
+        key = row_key(candidate)
+        if key not in profile.tokens:
+            return text
+        for other in candidates:
+            if other.kind == "row" and (other.hit_index, other.block) != (candidate.hit_index, candidate.block) \
+                    and row_key(other) == key:
+                more = row_text(profile, other, self.max_block_chars)
+                if len(text) + 1 + len(more) <= self.max_block_chars:     # whole rows only
+                    text += "\n" + more
+        return text
 
     @staticmethod
     def _code_lines(candidates: Sequence[SentenceCandidate], chosen: int) -> list[str]:
