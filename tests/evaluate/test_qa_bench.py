@@ -35,15 +35,19 @@ def test_the_teco_qa_set_has_every_kind_verbatim_gold_spans_and_balanced_halves(
         assert question.answers and all(answer in text for answer in question.answers), question.id
     # The first 93 questions alternate between the halves within each kind, so both hold every kind in the same
     # proportion. Questions written later to tune on ("-x", "-y" and "-z" ids: typed answerable and unanswerable
-    # ones; the "dev" split, "dev-" ids) never go to the report half: it stays what it was.
+    # ones; the "dev" split, "dev-" ids) never go to the report half: it stays what it was. The "held" split
+    # ("held-" ids), written blind like "dev", is never tuned on either.
     later = [question for question in questions if any(f"-{batch}" in question.id for batch in "xyz")]
     dev = [question for question in questions if question.id.startswith("dev-")]
-    first = [question for question in questions if question not in later and question not in dev]
+    held = [question for question in questions if question.id.startswith("held-")]
+    first = [question for question in questions if question not in later + dev + held]
     for kind in KINDS:
         splits = Counter(question.split for question in first if question.kind == kind)
         assert set(splits) == {"tune", "report"} and abs(splits["tune"] - splits["report"]) <= 1
     assert len(first) == 93 and all(question.split == "tune" for question in later)
-    assert len(dev) == 48 and all(question.split == "dev" for question in dev)
+    for extra, split in ((dev, "dev"), (held, "held")):
+        assert len(extra) == 48 and all(question.split == split for question in extra)
+        assert Counter(question.kind for question in extra) == {kind: 8 for kind in KINDS}
 
 
 def test_split_selects_one_half():
