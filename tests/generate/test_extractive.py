@@ -772,3 +772,16 @@ def test_a_parameter_described_in_two_tables_is_answered_with_both_rows() -> Non
     answer = ExtractiveAnswerer().answer("星河算子的 workspace 参数是做什么用的？", hits)
     assert answer.text.splitlines() == ["参数：workspace；数据类型：void*；维度信息：标量",
                                         "参数：workspace；输入/输出：输入；说明：工作空间（当前未使用）"]
+
+
+def test_among_a_how_tos_steps_the_one_doing_what_is_asked_answers() -> None:
+    """Every step of a how-to opens "执行以下命令，…：" and carries a command: the step whose purpose the question
+    names ("安装环境依赖") answers, not the first step of the passage."""
+    document = ("# 部署指南\n\n## 安装依赖\n\n1. 执行以下命令，创建虚拟环境：\n\n   ```shell\n"
+                "   conda create --name rag python=3.10\n   ```\n\n2. 执行以下命令，进入目录：\n\n   ```shell\n"
+                "   cd star-rag\n   ```\n\n3. 执行以下命令，安装环境依赖：\n\n   ```shell\n"
+                "   pip install -r requirements.txt -i https://pypi.tuna.tsinghua.edu.cn/simple\n   ```\n")
+    hits = [Hit(chunk, 1.0) for chunk in ChineseTextSplitter(TextSplitterSettings()).split(
+        load_markdown("部署指南.md", document.encode()))]
+    answer = ExtractiveAnswerer().answer("部署时想用清华源安装 requirements.txt 里的环境依赖，命令怎么写？", hits)
+    assert answer.text.startswith("执行以下命令，安装环境依赖：") and "pip install -r requirements.txt" in answer.text
