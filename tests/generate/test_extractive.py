@@ -785,3 +785,16 @@ def test_among_a_how_tos_steps_the_one_doing_what_is_asked_answers() -> None:
         load_markdown("部署指南.md", document.encode()))]
     answer = ExtractiveAnswerer().answer("部署时想用清华源安装 requirements.txt 里的环境依赖，命令怎么写？", hits)
     assert answer.text.startswith("执行以下命令，安装环境依赖：") and "pip install -r requirements.txt" in answer.text
+
+
+def test_a_comment_saying_what_the_command_under_it_does_answers_with_that_command() -> None:
+    """A code block holds several commands, each under a comment saying what it does: the comment the question
+    matches answers, with its command, not the sentence introducing the whole block."""
+    document = ("# 星河算子库\n\n## 构建\n\n示例：\n\n```bash\n# 构建全部组件（算子库、PyTorch 扩展与测试）\n"
+                "WITH_TORCH=ON WITH_TESTS=ON python setup.py build_ext --inplace\n\n"
+                "# 仅构建推理 Plugin\n"
+                "WITH_TORCH=OFF WITH_PLUGIN=ON python setup.py build_ext --inplace\n```\n")
+    hits = [Hit(chunk, 1.0) for chunk in ChineseTextSplitter(TextSplitterSettings()).split(
+        load_markdown("星河算子库.md", document.encode()))]
+    answer = ExtractiveAnswerer().answer("只想构建星河算子库的推理 Plugin，命令怎么写？", hits)
+    assert answer.text == "# 仅构建推理 Plugin\nWITH_TORCH=OFF WITH_PLUGIN=ON python setup.py build_ext --inplace"
