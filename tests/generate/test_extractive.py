@@ -798,3 +798,9 @@ def test_a_comment_saying_what_the_command_under_it_does_answers_with_that_comma
         load_markdown("星河算子库.md", document.encode()))]
     answer = ExtractiveAnswerer().answer("只想构建星河算子库的推理 Plugin，命令怎么写？", hits)
     assert answer.text == "# 仅构建推理 Plugin\nWITH_TORCH=OFF WITH_PLUGIN=ON python setup.py build_ext --inplace"
+
+
+def test_words_naming_the_documentation_are_not_subject_words() -> None:
+    """"部署指南示例中 Milvus 的连接端口" is about Milvus's port: a passage need not say "指南" or "示例"."""
+    words = [word for word, _ in QuestionProfile("部署指南示例中 Milvus 向量数据库的连接端口填的是多少？").subject_words]
+    assert "milvus" in words and "数据库" in words and "指南" not in words and "示例" not in words

@@ -104,6 +104,9 @@ COMMAND_START = re.compile(r"(?:^|\s)(?:\$\s*)?(?:python3?|pip3?|bash|sh|cd|expo
 # Words that name the asked type rather than the question's subject: they are not required in the passage.
 TYPE_WORDS = frozenset({"端口", "端口号", "版本", "版本号", "命令", "指令", "路径", "目录", "文件夹", "地址", "网址", "链接",
                         "多少", "数量", "日期", "时间", "年份", "哪一年", "哪年", "几个", "多大", "多长", "多久"})
+# Words naming the documentation rather than what it is about ("部署指南示例中…", "调试手册里…"): a passage need not
+# say them to be about the subject.
+DOCUMENT_WORDS = frozenset({"文档", "手册", "指南", "示例", "例子", "教程", "说明", "介绍", "章节", "部分"})
 WANTS_LIST = re.compile(r"哪些|哪几|有什么|包括什么|包含什么|步骤|列举|几种|几类|流程")
 WANTS_HOWTO = re.compile(r"如何|怎么|怎样|命令|指令|用什么|执行|运行|启动|安装|编译|构建|导入")
 # A leading clause that sets the scene, saying when or on which condition ("用 ONNX helper 构建…的模型时，"): what it
@@ -240,10 +243,10 @@ class QuestionProfile:
 
     @cached_property
     def subject_words(self) -> tuple[tuple[str, float], ...]:
-        """The question's words that a passage answering it must mention, without the asked type, each weighing
-        its IDF less SUBJECT_IDF_FLOOR."""
+        """The question's words that a passage answering it must mention, without the asked type and the words naming
+        the documentation (DOCUMENT_WORDS), each weighing its IDF less SUBJECT_IDF_FLOOR."""
         return tuple((word, max(0.0, weight - SUBJECT_IDF_FLOOR)) for word, weight in self.words
-                     if word not in TYPE_WORDS)
+                     if word not in TYPE_WORDS and word not in DOCUMENT_WORDS)
 
     @cached_property
     def subject_pieces(self) -> tuple[tuple[str, float], ...]:
