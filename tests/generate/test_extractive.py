@@ -804,3 +804,16 @@ def test_words_naming_the_documentation_are_not_subject_words() -> None:
     """"部署指南示例中 Milvus 的连接端口" is about Milvus's port: a passage need not say "指南" or "示例"."""
     words = [word for word, _ in QuestionProfile("部署指南示例中 Milvus 向量数据库的连接端口填的是多少？").subject_words]
     assert "milvus" in words and "数据库" in words and "指南" not in words and "示例" not in words
+
+
+def test_a_question_about_a_product_whose_asked_thing_no_passage_mentions_is_refused(manual_hits: list[Hit]) -> None:
+    """"星河服务默认的登录账号和密码是什么" sounds answerable from a manual about the 星河 server, but no passage says
+    登录, 账号 or 密码: NO_ANSWER. What a question asks the value of is matched literally only when it names a
+    product in Latin script: prose paraphrases ("FIPS代码的含义", "白鸟百合子的职业")."""
+    hits = hits_holding(manual_hits, "参数名称")
+    answerer = ExtractiveAnswerer(embedder=None)
+    profile = QuestionProfile("星河 WebUI 默认的登录账号和密码是什么？")
+    assert profile.asked_pieces == ("登录", "录账", "账号", "密码")
+    assert answerer.answer(profile.text, hits).text == NO_ANSWER
+    assert "9003" in answerer.answer("星河 WebUI 默认的端口号是什么？", hits).text
+    assert QuestionProfile("FIPS代码的含义是什么？").asked_pieces == ()     # "含义" names a kind of information

@@ -388,6 +388,14 @@ def unknown_names(profile: QuestionProfile, contexts: Sequence[str]) -> list[str
     return [name for name in profile.names if not any(name in context for context in contexts)]
 
 
+def asked_thing_unmentioned(profile: QuestionProfile, contexts: Sequence[str]) -> bool:
+    """Whether no retrieved passage mentions what a question about a named product asks the value of ("Web UI 默认
+    的登录账号和密码是什么": no passage says 登录, 账号 or 密码). A manual names what it states; encyclopedic prose
+    paraphrases it ("职业", "愿景" unsaid), so questions naming nothing in Latin script are not checked."""
+    return bool(profile.names and profile.asked_pieces) and not any(
+        piece in context for piece in profile.asked_pieces for context in contexts)
+
+
 def about_the_subject(profile: QuestionProfile, candidate: SentenceCandidate) -> bool:
     """Whether a structured unit (table row, list item, code line) itself, not just its passage, is about what
     the question asks: it mentions a word next to the question word or one of the question's identifiers
@@ -632,7 +640,8 @@ class ExtractiveAnswerer:
     Only hits holding at least `min_relevance` of the question's key bigrams are read; with none, the
     answer is NO_ANSWER. A question that asks for a kind of thing is answered only by a unit holding that
     kind from a hit covering at least `min_subject_coverage` of the question's subject words; a question naming
-    something (a Latin name of 3+ letters) that no read passage mentions gets NO_ANSWER, and so does a chosen unit
+    something (a Latin name of 3+ letters) that no read passage mentions gets NO_ANSWER, as does one whose asked
+    thing no retrieved passage mentions (asked_thing_unmentioned), and so does a chosen unit
     whose answerability (a model of whether its passage holds the answer at all) is below `min_answerability`.
     A chosen sentence shorter than `join_below` characters is joined with its better-scoring neighbour when both
     fit in `max_chars`; one longer than `max_chars` is cut to the clauses around the one that shares most with the
@@ -669,7 +678,10 @@ class ExtractiveAnswerer:
         profile = question_profile(question)
         # Names are looked for in every retrieved passage, not only those read: "RMSNorm 的 kernel" is answerable
         # when "kernel" is written in the fourth source only.
-        if unknown_names(profile, [passage_context(hit) for hit in hits]):
+        contexts = [passage_context(hit) for hit in hits]
+        if unknown_names(profile, contexts):
+            return ExtractedAnswer(NO_ANSWER, None, 0.0)
+        if asked_thing_unmentioned(profile, contexts):
             return ExtractedAnswer(NO_ANSWER, None, 0.0)
         read = hits[:self.max_hits]
         choice = self.choose(profile, read, query_vector)

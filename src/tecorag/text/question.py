@@ -104,6 +104,13 @@ COMMAND_START = re.compile(r"(?:^|\s)(?:\$\s*)?(?:python3?|pip3?|bash|sh|cd|expo
 # Words that name the asked type rather than the question's subject: they are not required in the passage.
 TYPE_WORDS = frozenset({"端口", "端口号", "版本", "版本号", "命令", "指令", "路径", "目录", "文件夹", "地址", "网址", "链接",
                         "多少", "数量", "日期", "时间", "年份", "哪一年", "哪年", "几个", "多大", "多长", "多久"})
+# What asks for a value, after what it asks the value of ("密码是什么", "ef 值设为多少", "填的是哪个").
+ASKED_VALUE = re.compile(r"(?:是|为|设为|设成|填的是|叫|应该是|取)?(?:什么|多少|哪个|哪一)")
+# Words that say which kind of thing is asked, not what it is about: "名字", and the kinds of information prose
+# paraphrases ("FIPS代码的含义是什么" is answered by what the code stands for, "含义" unsaid).
+GENERIC_WORDS = frozenset({"名字", "名称", "内容", "具体", "要用", "需要", "应该", "默认", "一般", "通常",
+                           "含义", "意思", "意义", "作用", "用途", "功能", "目的", "原因", "结果", "特点", "区别",
+                           "方法", "方式"})
 # Words naming the documentation rather than what it is about ("部署指南示例中…", "调试手册里…"): a passage need not
 # say them to be about the subject.
 DOCUMENT_WORDS = frozenset({"文档", "手册", "指南", "示例", "例子", "教程", "说明", "介绍", "章节", "部分"})
@@ -294,6 +301,22 @@ class QuestionProfile:
         if match is None or any(word in match.group() for word in QUESTION_WORDS):
             return self.text         # "当伊维菌素被使用在什么疾病上时，…" asks in its first clause
         return self.text[match.end():]
+
+    @cached_property
+    def asked_pieces(self) -> tuple[str, ...]:
+        """The Latin tokens and Chinese bigrams of what the question asks the value of: the words right before
+        "是什么" / "设为多少" / "是哪个", after the last "的" ("Web UI 默认的登录账号和密码是什么" asks for 登录账号和密码);
+        words naming only a kind of thing ("命令", "名字") left out. A passage that answers names it."""
+        match = ASKED_VALUE.search(self.asking_text)
+        if match is None:
+            return ()
+        phrase = content_chars(re.split(r"[，,、。；;]", self.asking_text[:match.start()])[-1].split("的")[-1])
+        for word in TYPE_WORDS | GENERIC_WORDS:
+            phrase = phrase.replace(word, " ")
+        pieces = [token for token in ASCII_TOKEN.findall(phrase)]
+        pieces += [pair for part in phrase.split() for pair in (part[i:i + 2] for i in range(len(part) - 1))
+                   if not any(char.isascii() or char in FUNCTION_CHARS for char in pair)]
+        return tuple(dict.fromkeys(pieces))
 
     @cached_property
     def names(self) -> tuple[str, ...]:
