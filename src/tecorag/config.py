@@ -165,7 +165,7 @@ class ExtractiveSettings(_Section):
     dense_below: float = Field(0.35, ge=0.0, le=1.0)
     max_chars: int = Field(80, ge=10)
     min_relevance: float = Field(0.25, ge=0.0, le=1.0)   # share of the question's key bigrams a passage must hold
-    max_block_chars: int = Field(200, ge=20)   # an introducing sentence with the list/code/rows it introduces; a row
+    max_block_chars: int = Field(200, ge=20)   # an introducing sentence with what it introduces, or a table row
     # A number/port/version/... is answered only from a passage mentioning this share of the question's subject,
     # else NO_ANSWER.
     min_subject_coverage: float = Field(0.6, ge=0.0, le=1.0)

