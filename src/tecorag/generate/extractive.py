@@ -89,8 +89,8 @@ class SentenceCandidate:
         """A line of code that could be run, or a unit carrying such lines (a comment carrying them included: "# 仅构建
         推理 Plugin" says what the lines under it do); not a comment alone, not a file tree ("├── DMA  # 示例文件夹"
         lists folders; it answers no "如何运行")."""
-        if self.kind == "code" and not (self.comment and self.carries):
-            return not self.comment and not TREE_LINE.match(self.text)
+        if self.kind == "code" and not self.comment:
+            return not TREE_LINE.match(self.text)
         return self.carries_code and not all(TREE_LINE.match(line) for line in self.carries if line.strip())
 
 
