@@ -39,7 +39,7 @@ from ..text import words as jieba_words
 from ..text.passage import FORWARD, TREE_LINE, passage_units, row_cells
 from ..text.question import (DATE_IN_TEXT, MASKED_TYPES, NUMBER_IN_TEXT, PLACE_CUE, TYPE_CUES, QuestionProfile,
                              chunk_title, content_chars, coverage, passage_context, question_profile, subject_coverage,
-                             text_holds_type)
+                             text_holds_type, weighted_pieces)
 from ..types import NO_ANSWER, Chunk, Hit, Message
 from .base import GenerationStream
 
@@ -450,8 +450,9 @@ COMMAND_BOILERPLATE = re.compile(r"(?:请|您可以|可以|可)?(?:执行|运行
 def step_match(profile: QuestionProfile, intro: str) -> float:
     """The share of what an introduced command does ("执行以下命令，安装环境依赖：" does 安装环境依赖) that the
     question asks for: among the steps of a how-to, the one whose purpose the question names."""
-    purpose = content_chars(COMMAND_BOILERPLATE.sub(" ", intro))
-    pairs = {purpose[i:i + 2] for i in range(len(purpose) - 1) if not purpose[i:i + 2].isascii()}
+    # Chinese bigrams only (weight 1): a name in the command ("HF_ENDPOINT") is the identifiers' bonus.
+    pairs = [piece for piece, weight in weighted_pieces(content_chars(COMMAND_BOILERPLATE.sub(" ", intro)))
+             if weight == 1.0]
     asking = content_chars(profile.asking_text)
     return sum(pair in asking for pair in pairs) / len(pairs) if pairs else 0.0
 

@@ -314,10 +314,8 @@ class QuestionProfile:
         phrase = content_chars(re.split(r"[，,、。；;]", self.asking_text[:match.start()])[-1].split("的")[-1])
         for word in TYPE_WORDS | GENERIC_WORDS:
             phrase = phrase.replace(word, " ")
-        pieces = ASCII_TOKEN.findall(phrase)
-        pieces += [pair for part in phrase.split() for pair in (part[i:i + 2] for i in range(len(part) - 1))
-                   if not any(char.isascii() or char in FUNCTION_CHARS for char in pair)]
-        return tuple(dict.fromkeys(pieces))
+        return tuple(piece for piece, _ in weighted_pieces(
+            "".join(char if char not in FUNCTION_CHARS else " " for char in phrase)))
 
     @cached_property
     def names(self) -> tuple[str, ...]:
