@@ -126,9 +126,10 @@ DEFINITION_ASKED = r"(?:是什么|是指什么|指什么|是干什么的|是做�
 DEFINITION = re.compile(rf"^{DEFINITION_OPENING}\s*(?P<a>.+?)\s*[？?]?$|^(?P<b>.+?)\s*{DEFINITION_ASKED}")
 # "X 是什么的缩写" asks what X stands for; "X 的全称是什么" is left alone: prose answers it "X，全称Y".
 EXPANSION_ASKED = re.compile(r"缩写|简称")
-# The question asks only what X is ("MultiVector 优化是什么"), not which kind of thing X is ("坡鹿是什么地区特有的
-# 一种鹿", "徐晓飞是什么职业"), which a sentence "X是…" answers less surely.
-DEFINITION_ONLY = re.compile(rf"^{DEFINITION_OPENING}|{DEFINITION_ASKED}(?:的缩写|的简称)?\s*[呢啊]?\s*[？?]?$")
+# The question asks only what X is ("MultiVector 优化是什么") or stands for, not which kind of thing X is ("坡鹿是什么
+# 地区特有的一种鹿", "徐晓飞是什么职业"), which a sentence "X是…" answers less surely.
+DEFINITION_ONLY = re.compile(
+    rf"^{DEFINITION_OPENING}|{DEFINITION_ASKED}(?:的(?:{EXPANSION_ASKED.pattern}))?\s*[呢啊]?\s*[？?]?$")
 
 
 def content_chars(text: str) -> str:
